@@ -1,0 +1,1 @@
+"""Subcommands of the ``alsnet`` CLI, one module each (see :mod:`alsnet.cli`)."""

@@ -1,0 +1,142 @@
+"""Windows: the one place where the model's input rate and window length are decided.
+
+ALSNet sees one second of raw EMG at the EMGLab N2001 rate (23437.5 Hz), i.e. 23437
+samples, one channel. Recordings at other rates are resampled to that rate with
+:func:`scipy.signal.resample_poly` before they are cut. Windows that contain invalid
+samples (NaN in the signal) are handled by a named policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+from scipy.signal import resample_poly
+
+from alsnet.errors import InputError
+
+#: The model's sampling rate in Hz (EMGLab N2001).
+MODEL_FS: float = 23437.5
+#: Window length in seconds.
+WINDOW_SECONDS: float = 1.0
+#: Window length in samples: floor(MODEL_FS * WINDOW_SECONDS), as in the paper.
+WINDOW_SAMPLES: int = int(MODEL_FS * WINDOW_SECONDS)
+
+InvalidPolicy = Literal["drop", "keep-zero", "error"]
+INVALID_POLICIES: tuple[str, ...] = ("drop", "keep-zero", "error")
+
+
+def window_settings() -> dict:
+    """The settings recorded in every saved model and every result file."""
+    return {
+        "model_fs": MODEL_FS,
+        "window_seconds": WINDOW_SECONDS,
+        "window_samples": WINDOW_SAMPLES,
+    }
+
+
+def resample_to_model_rate(signal: np.ndarray, fs: float, *, name: str = "signal") -> np.ndarray:
+    """Resample ``signal`` from ``fs`` to :data:`MODEL_FS` (polyphase, anti-aliased).
+
+    NaNs (invalid samples) are carried through as NaN: the neighbourhood of an invalid
+    sample in the resampled signal is marked invalid too, so the window policy still sees it.
+    """
+    if not np.isfinite(fs) or fs <= 0:
+        raise InputError(f"sampling rate must be a positive number, got {fs!r}", name)
+    if fs == MODEL_FS:
+        return np.asarray(signal, dtype=np.float32)
+    ratio = Fraction(MODEL_FS / fs).limit_denominator(10_000)
+    up, down = ratio.numerator, ratio.denominator
+    x = np.asarray(signal, dtype=np.float64)
+    invalid = ~np.isfinite(x)
+    y = resample_poly(np.where(invalid, 0.0, x), up, down)
+    if invalid.any():
+        # Map each invalid input sample to the output span it influences (about one
+        # input sample on each side).
+        idx = np.flatnonzero(invalid)
+        lo = np.floor((idx - 1) * up / down).astype(np.int64)
+        hi = np.ceil((idx + 1) * up / down).astype(np.int64)
+        bad = np.zeros(len(y) + 1, dtype=np.int64)
+        np.add.at(bad, np.clip(lo, 0, len(y)), 1)
+        np.add.at(bad, np.clip(hi + 1, 0, len(y)), -1)
+        y[np.cumsum(bad)[: len(y)] > 0] = np.nan
+    return y.astype(np.float32)
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """Windows cut from one recording.
+
+    ``windows`` is ``(n_used, WINDOW_SAMPLES)`` float32; ``starts`` the start sample (at the
+    model rate) of each used window; ``n_windows`` the number of windows the recording
+    holds and ``n_dropped`` how many the invalid-sample policy removed.
+    """
+
+    windows: np.ndarray
+    starts: np.ndarray
+    n_windows: int
+    n_dropped: int
+
+
+def window_starts(n_samples: int, overlap: float = 0.0, length: int = WINDOW_SAMPLES) -> np.ndarray:
+    """Start indices of the windows of a signal of ``n_samples`` samples."""
+    if not 0.0 <= overlap < 1.0:
+        raise InputError(f"overlap must be in [0, 1), got {overlap}")
+    hop = max(1, int(round(length * (1.0 - overlap))))
+    if n_samples < length:
+        return np.zeros(0, dtype=np.int64)
+    return np.arange(0, n_samples - length + 1, hop, dtype=np.int64)
+
+
+def make_windows(
+    signal: np.ndarray,
+    *,
+    overlap: float = 0.0,
+    invalid: InvalidPolicy = "drop",
+    name: str = "signal",
+) -> WindowResult:
+    """Cut a signal at the model rate into windows of :data:`WINDOW_SAMPLES`.
+
+    Parameters
+    ----------
+    signal : ndarray, shape (n_samples,)
+        Microvolts at :data:`MODEL_FS`; NaN marks invalid samples.
+    overlap : float
+        Fraction of a window shared by neighbours (0 = non-overlapping, the paper's).
+    invalid : {"drop", "keep-zero", "error"}
+        What to do with a window that contains invalid samples: drop it (default),
+        keep it with the invalid samples set to 0 µV, or raise :class:`InputError`.
+    """
+    if invalid not in INVALID_POLICIES:
+        raise InputError(f"unknown invalid-sample policy {invalid!r}; choose from {INVALID_POLICIES}")
+    x = np.asarray(signal, dtype=np.float32)
+    if len(x) < WINDOW_SAMPLES:
+        raise InputError(
+            f"recording is {len(x)} samples ({len(x) / MODEL_FS:.3f} s at {MODEL_FS} Hz), "
+            f"shorter than one {WINDOW_SECONDS:g}-s window ({WINDOW_SAMPLES} samples)",
+            name,
+        )
+    starts = window_starts(len(x), overlap)
+    bad_prefix = np.concatenate([[0], np.cumsum(~np.isfinite(x), dtype=np.int64)])
+    n_bad = bad_prefix[starts + WINDOW_SAMPLES] - bad_prefix[starts]
+    has_bad = n_bad > 0
+    if has_bad.any() and invalid == "error":
+        raise InputError(f"{int(has_bad.sum())} window(s) contain invalid samples", name)
+    keep = ~has_bad if invalid == "drop" else np.ones_like(has_bad)
+    used = starts[keep]
+    if len(used) == 0:
+        raise InputError(
+            f"all {len(starts)} window(s) contain invalid samples (policy {invalid!r})", name
+        )
+    idx = used[:, None] + np.arange(WINDOW_SAMPLES)[None, :]
+    win = x[idx]
+    if invalid == "keep-zero":
+        win = np.nan_to_num(win, nan=0.0, posinf=0.0, neginf=0.0)
+    return WindowResult(
+        windows=np.ascontiguousarray(win, dtype=np.float32),
+        starts=used,
+        n_windows=len(starts),
+        n_dropped=int((~keep).sum()),
+    )
