@@ -1,0 +1,148 @@
+"""Saved models: weights as safetensors plus a JSON model card; never pickle.
+
+A model is two files side by side: ``NAME.safetensors`` (the ``state_dict`` of
+:class:`~alsnet.model.ALSNet`, tensors only, so loading cannot run code) and
+``NAME.json`` (the card: task, label map, window and rate settings, split, training
+data, metrics, calibration temperature, and the SHA-256 of the weights file). Loading
+checks the digest, the architecture and the label map, and raises
+:class:`~alsnet.errors.CheckpointError` naming the file on any mismatch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from alsnet.errors import CheckpointError
+from alsnet.labels import get_task
+from alsnet.model import ALSNet
+from alsnet.windows import window_settings
+
+CARD_VERSION = 1
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to use, with its card."""
+
+    model: ALSNet
+    card: dict
+    path: str
+    classes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def temperature(self) -> float:
+        return float(self.card.get("calibration", {}).get("temperature", 1.0))
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a temporary file in the same folder, then rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _stem(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
+
+
+def save_model(path: str | os.PathLike, model: ALSNet, card: dict) -> Path:
+    """Write ``PATH.safetensors`` and ``PATH.json``; returns the weights path."""
+    from safetensors.torch import save
+
+    stem = _stem(path)
+    weights = stem.with_suffix(".safetensors")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    blob = save(state, metadata={"format": "pt", "alsnet_card_version": str(CARD_VERSION)})
+    atomic_write_bytes(weights, blob)
+    task = get_task(card["task"])
+    full = {
+        "card_version": CARD_VERSION,
+        "architecture": {"name": "ALSNet", "n_chans": model.n_chans, "n_outputs": model.n_outputs},
+        "classes": list(task.classes),
+        "window": window_settings(),
+        **card,
+        "weights_file": weights.name,
+        "weights_sha256": hashlib.sha256(blob).hexdigest(),
+    }
+    atomic_write_text(stem.with_suffix(".json"), json.dumps(full, indent=2, default=str) + "\n")
+    return weights
+
+
+def load_model(path: str | os.PathLike, *, check_digest: bool = True) -> LoadedModel:
+    """Load a model saved by :func:`save_model` (give either file or the common stem)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    stem = _stem(path)
+    weights, card_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    if Path(path).suffix in (".pt", ".pth", ".ckpt", ".pkl", ".pickle"):
+        raise CheckpointError("pickled checkpoints are not loaded (unpickling runs code); "
+                              "use a .safetensors model saved by alsnet", path)
+    for f in (weights, card_path):
+        if not f.is_file():
+            raise CheckpointError("model file not found", f)
+    try:
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"model card is not valid JSON ({e})", card_path) from None
+    if not isinstance(card, dict) or "task" not in card or "architecture" not in card:
+        raise CheckpointError("model card lacks 'task' or 'architecture'", card_path)
+    if check_digest and card.get("weights_sha256") and sha256_file(weights) != card["weights_sha256"]:
+        raise CheckpointError("weights do not match the SHA-256 in the model card "
+                              "(corrupt or replaced file)", weights)
+    try:
+        task = get_task(card["task"])
+    except Exception:
+        raise CheckpointError(f"model card names an unknown task {card.get('task')!r}", card_path) from None
+    if list(card.get("classes", [])) != list(task.classes):
+        raise CheckpointError(f"label map {card.get('classes')} does not match task "
+                              f"{task.name!r} {list(task.classes)}", card_path)
+    win = card.get("window", {})
+    if win and win != window_settings():
+        raise CheckpointError(f"model was trained on windows {win}, this alsnet uses "
+                              f"{window_settings()}", card_path)
+    arch = card["architecture"]
+    if arch.get("name") != "ALSNet" or arch.get("n_outputs") != task.n_outputs:
+        raise CheckpointError(f"architecture {arch} does not fit task {task.name!r}", card_path)
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"not a readable safetensors file ({e})", weights) from None
+    model = ALSNet(n_chans=int(arch.get("n_chans", 1)), n_outputs=int(arch["n_outputs"]))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        first = str(e).splitlines()[0] if str(e) else "state dict mismatch"
+        raise CheckpointError(f"weights do not fit ALSNet ({first})", weights) from None
+    model.eval()
+    return LoadedModel(model=model, card=card, path=str(weights), classes=task.classes)
