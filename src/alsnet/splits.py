@@ -11,6 +11,9 @@ Three protocols:
     Leave one subject out: one fold per subject.
 ``group-kfold``
     K folds stratified by class and grouped by subject (``StratifiedGroupKFold``).
+``subject-holdout``
+    One subject-wise split: about 20% of the subjects of each class (at least one) for test.
+    Quick, for demonstrations and large data sets; cross-validation is the better estimate.
 
 In the subject-wise protocols, validation windows (for early stopping and the learning-rate
 schedule) come from whole *training* subjects of each fold, never from the test subject.
@@ -26,7 +29,7 @@ from sklearn.model_selection import (GroupShuffleSplit, LeaveOneGroupOut, Strati
 
 from alsnet.errors import AlsnetError
 
-PROTOCOLS = ("paper", "loso", "group-kfold")
+PROTOCOLS = ("paper", "loso", "group-kfold", "subject-holdout")
 LEAKY_LABEL = "segment-level random split: windows of the same recording are in train and test"
 HONEST_LABEL = "subject-wise split: no subject is in both train and test"
 #: The paper's fractions.
@@ -96,6 +99,17 @@ def make_folds(protocol: str, y: np.ndarray, groups: np.ndarray, *, seed: int = 
     if protocol == "loso":
         splitter = LeaveOneGroupOut()
         splits = list(splitter.split(all_idx, y, groups))
+    elif protocol == "subject-holdout":
+        rng = np.random.default_rng(seed)
+        test_subj = []
+        for c in np.unique(y):
+            s_c = np.unique(groups[y == c])
+            if len(s_c) < 2:
+                raise AlsnetError(f"subject-holdout needs at least 2 subjects of class {c}")
+            k = max(1, int(round(TEST_FRACTION * len(s_c))))
+            test_subj += list(rng.choice(s_c, size=k, replace=False))
+        is_test = np.isin(groups, test_subj)
+        splits = [(all_idx[~is_test], all_idx[is_test])]
     elif protocol == "group-kfold":
         n_subj = len(np.unique(groups))
         if folds < 2 or folds > n_subj:

@@ -1,0 +1,190 @@
+"""Lightning wrappers: the training recipe of the paper around :class:`~alsnet.model.ALSNet`.
+
+The defaults are the paper's (``../shared/ALSNET.md``): binary cross-entropy on logits,
+Adam (lr 1e-3, betas 0.9/0.999, eps 1e-7), batch 48 shuffled, reduce-on-plateau of the
+validation loss (factor 0.1, patience 5, min delta 1e-4, min lr 1e-10). Early stopping and
+checkpoints are callbacks set up in :mod:`alsnet.train`.
+
+Shuffling and random crops are seeded by ``(seed, epoch)`` rather than by a global RNG, so
+a run resumed from an epoch checkpoint sees exactly the batches an uninterrupted run sees.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from alsnet.labels import Task
+from alsnet.model import ALSNet
+
+
+@dataclass
+class Recipe:
+    """Training settings; the defaults are the paper's."""
+
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    adam_eps: float = 1e-7
+    batch_size: int = 48
+    max_epochs: int = 100
+    plateau_factor: float = 0.1
+    plateau_patience: int = 5
+    plateau_min_delta: float = 1e-4
+    min_lr: float = 1e-10
+    early_stopping_patience: int = 25
+    #: Length in seconds of random training crops; None trains on whole windows (paper).
+    train_crop: float | None = None
+    #: Use alsnet.fast.train_forward (same function, faster) where available.
+    fast: bool = True
+
+    def deviations(self) -> list[str]:
+        """Named departures from the paper's recipe, reported next to every number."""
+        ref = Recipe()
+        out = []
+        for k in ("lr", "batch_size", "max_epochs", "plateau_factor", "plateau_patience",
+                  "early_stopping_patience"):
+            if getattr(self, k) != getattr(ref, k):
+                out.append(f"{k}={getattr(self, k)} (paper {getattr(ref, k)})")
+        if self.train_crop is not None:
+            out.append(f"train_crop={self.train_crop:g} s random crops for training "
+                       f"(paper: whole 1-s windows; validation and test use whole windows)")
+        return out
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["betas"] = list(self.betas)
+        return d
+
+
+class WindowDataset(Dataset):
+    """Windows held in memory as one float32 tensor; optional seeded random crops."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, crop: int | None = None, seed: int = 0):
+        self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        self.y = torch.from_numpy(np.asarray(y))
+        self.crop = crop if crop and crop < self.x.shape[-1] else None
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        x = self.x[i]
+        if self.crop:
+            rng = np.random.default_rng((self.seed, self.epoch, i))
+            s = int(rng.integers(0, x.shape[-1] - self.crop + 1))
+            x = x[s:s + self.crop]
+        return x.unsqueeze(0), self.y[i]
+
+
+class EpochSeededSampler(Sampler):
+    """A permutation that depends only on (seed, epoch): resumable shuffling."""
+
+    def __init__(self, dataset: WindowDataset, seed: int):
+        self.dataset, self.seed, self.epoch = dataset, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.dataset.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __iter__(self):
+        rng = np.random.default_rng((self.seed, self.epoch, 7919))
+        return iter(rng.permutation(len(self.dataset)).tolist())
+
+
+class WindowDataModule(L.LightningDataModule):
+    """Train/validation windows in memory."""
+
+    def __init__(self, x_train, y_train, x_val, y_val, *, batch_size: int, crop: int | None, seed: int):
+        super().__init__()
+        self.train_set = WindowDataset(x_train, y_train, crop=crop, seed=seed)
+        self.val_set = WindowDataset(x_val, y_val)
+        self.batch_size, self.seed = batch_size, seed
+
+    def train_dataloader(self):
+        sampler = EpochSeededSampler(self.train_set, self.seed)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            from torch.utils.data.distributed import DistributedSampler
+
+            sampler = DistributedSampler(self.train_set, shuffle=True, seed=self.seed)
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=0)
+
+    def val_dataloader(self):
+        return DataLoader(self.val_set, batch_size=max(self.batch_size, 32), shuffle=False, num_workers=0)
+
+
+class ALSNetModule(L.LightningModule):
+    """ALSNet with the paper's loss, optimiser and learning-rate schedule."""
+
+    def __init__(self, task: Task, recipe: Recipe):
+        super().__init__()
+        self.task = task
+        self.recipe = recipe
+        self.model = ALSNet(n_chans=1, n_outputs=task.n_outputs)
+        self.loss_fn = nn.BCEWithLogitsLoss() if task.binary else nn.CrossEntropyLoss()
+        self._fast = None
+        if recipe.fast:
+            try:
+                from alsnet.fast import train_forward
+
+                self._fast = train_forward
+            except ImportError:
+                self._fast = None
+        self.save_hyperparameters({"task": task.name, "recipe": recipe.to_dict()})
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._fast is not None:
+            return self._fast(self.model, x)
+        return self.model(x)
+
+    def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.task.binary:
+            return self.loss_fn(logits[:, 0], y.float())
+        return self.loss_fn(logits, y.long())
+
+    def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        pred = (logits[:, 0] > 0).long() if self.task.binary else logits.argmax(-1)
+        return (pred == y).float()
+
+    def on_train_epoch_start(self) -> None:
+        loader = self.trainer.train_dataloader
+        sampler = getattr(loader, "sampler", None)
+        if hasattr(sampler, "set_epoch"):
+            sampler.set_epoch(self.current_epoch)
+        ds = getattr(loader, "dataset", None)
+        if isinstance(ds, WindowDataset):
+            ds.epoch = self.current_epoch
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = self._loss(logits, y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log("train_accuracy", self._correct(logits.detach(), y).mean(), on_step=False, on_epoch=True,
+                 batch_size=len(y), sync_dist=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = self._loss(logits, y)
+        self.log("val_loss", loss, prog_bar=True, batch_size=len(y), sync_dist=True)
+        self.log("val_accuracy", self._correct(logits, y).mean(), prog_bar=True, batch_size=len(y), sync_dist=True)
+
+    def configure_optimizers(self):
+        r = self.recipe
+        opt = torch.optim.Adam(self.model.parameters(), lr=r.lr, betas=tuple(r.betas), eps=r.adam_eps)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=r.plateau_factor, patience=r.plateau_patience,
+            threshold=r.plateau_min_delta, threshold_mode="abs", min_lr=r.min_lr)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss",
+                                                    "interval": "epoch", "frequency": 1}}
