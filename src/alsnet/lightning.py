@@ -41,6 +41,8 @@ class Recipe:
     train_crop: float | None = None
     #: Use alsnet.fast.train_forward (same function, faster) where available.
     fast: bool = True
+    #: With crops: whole training windows used to re-estimate the dense BatchNorm's statistics.
+    recalibration_windows: int = 192
 
     def deviations(self) -> list[str]:
         """Named departures from the paper's recipe, reported next to every number."""
@@ -52,7 +54,9 @@ class Recipe:
                 out.append(f"{k}={getattr(self, k)} (paper {getattr(ref, k)})")
         if self.train_crop is not None:
             out.append(f"train_crop={self.train_crop:g} s random crops for training "
-                       f"(paper: whole 1-s windows; validation and test use whole windows)")
+                       f"(paper: whole 1-s windows; validation and test use whole windows; the dense "
+                       f"BatchNorm statistics are re-estimated on {self.recalibration_windows} whole "
+                       f"training windows before each validation)")
         return out
 
     def to_dict(self) -> dict:
@@ -163,6 +167,38 @@ class ALSNetModule(L.LightningModule):
         ds = getattr(loader, "dataset", None)
         if isinstance(ds, WindowDataset):
             ds.epoch = self.current_epoch
+
+    @torch.no_grad()
+    def recalibrate_dense_bn(self, x: torch.Tensor, batch: int = 32) -> None:
+        """Re-estimate the dense BatchNorm's statistics on whole windows ``x`` (N, T).
+
+        The max over a short crop is smaller than the max over a whole window, so statistics
+        gathered while training on crops do not fit whole-window inputs. The convolution
+        blocks' statistics are per time step and do not depend on the length.
+        """
+        was_training = self.model.training
+        self.model.eval()
+        feats = []
+        for i in range(0, len(x), batch):
+            xb = x[i:i + batch].unsqueeze(1)
+            h = self.model.features(xb).amax(-1)             # (n, 128)
+            feats.append(self.model.dense[1](self.model.dense[0](h)))  # (n, 64) pre-BN
+        f = torch.cat(feats)
+        bn = self.model.dense[2]
+        bn.running_mean.copy_(f.mean(0))
+        bn.running_var.copy_(f.var(0, unbiased=True))
+        self.model.train(was_training)
+
+    def on_validation_epoch_start(self) -> None:
+        if not self.recipe.train_crop or self.trainer.sanity_checking:
+            return
+        dm = self.trainer.datamodule
+        if dm is None:
+            return
+        x = dm.train_set.x
+        n = min(self.recipe.recalibration_windows, len(x))
+        idx = np.random.default_rng((dm.seed, self.current_epoch, 104729)).choice(len(x), n, replace=False)
+        self.recalibrate_dense_bn(x[np.sort(idx)])
 
     def training_step(self, batch, batch_idx):
         x, y = batch
