@@ -1,0 +1,130 @@
+"""Figures and the HTML report, from small synthetic run folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alsnet.cli import main
+from alsnet.errors import AlsnetError
+from alsnet.figures import write_run_figures
+from alsnet.labels import get_task
+from alsnet.metrics import evaluate
+from alsnet.report import write_report
+from alsnet.splits import HONEST_LABEL, LEAKY_LABEL, describe
+
+
+def make_run(root, name="run", *, task="als-vs-normal", protocol="paper", model="alsnet",
+             history=True, calibration=True, seed=0):
+    """A run folder as the training orchestrator writes it, with made-up predictions."""
+    t = get_task(task)
+    rng = np.random.default_rng(seed)
+    rows = []
+    k = len(t.classes)
+    for s in range(3 * k):
+        y = s % k
+        for r in range(2):
+            for w in range(4):
+                z = rng.normal(0, 1, k)
+                z[y] += 1.5
+                p = np.exp(z) / np.exp(z).sum()
+                rows.append({"record": f"S{s}R{r}", "subject": f"S{s}", "window": w, "start": w * 23437,
+                             "label": t.classes[y], "y_true": y, "fold": f"fold-{s % 2}",
+                             **{f"p_{c}": v for c, v in zip(t.classes, p)}})
+    pred = pd.DataFrame(rows)
+    d = root / name
+    d.mkdir(parents=True)
+    pred.to_csv(d / "predictions.csv", index=False)
+    config = {"task": t.to_dict(), "model": model, "split": describe(protocol, seed=seed, folds=2),
+              "window": {"model_fs": 23437.5}, "seed": seed, "versions": {"alsnet": "0.1.0"},
+              "data": "/data/N2001"}
+    (d / "config.json").write_text(json.dumps(config))
+    metrics = evaluate(pred, t, n_boot=50)
+    metrics.update({"task": task, "protocol": protocol, "model": model,
+                    "protocol_label": config["split"]["label"]})
+    (d / "metrics.json").write_text(json.dumps(metrics))
+    if history:
+        h = pd.DataFrame([{"fold": f"fold-{f}", "epoch": e, "train_loss": 1 / (e + 1),
+                           "val_loss": 1.2 / (e + 1), "val_accuracy": 0.5 + e / 20, "lr": 1e-3}
+                          for f in range(2) for e in range(5)])
+        h.to_csv(d / "history.csv", index=False)
+    if calibration:
+        z = rng.normal(0, 6, 200)
+        y = (rng.random(200) < 1 / (1 + np.exp(-z / 3))).astype(int)
+        (d / "calibration.json").write_text(json.dumps({"logits": z.tolist(), "y": y.tolist(),
+                                                        "temperature": 3.0}))
+    return d
+
+
+def test_run_figures_are_written(tmp_path):
+    d = make_run(tmp_path)
+    paths = write_run_figures(d)
+    names = {p.name for p in paths}
+    assert names == {"confusion_window.png", "confusion_recording.png", "confusion_subject.png",
+                     "roc.png", "subject_strip.png", "learning_curves.png", "reliability.png"}
+    for p in paths:
+        assert p.parent == d / "figures" and p.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_optional_figures_are_skipped_without_their_files(tmp_path):
+    d = make_run(tmp_path, history=False, calibration=False, task="three-class", protocol="loso")
+    names = {p.name for p in write_run_figures(d)}
+    assert "learning_curves.png" not in names and "reliability.png" not in names
+    assert "roc.png" in names
+
+
+def test_report_embeds_figures_and_marks_the_leaky_protocol(tmp_path):
+    d = make_run(tmp_path, protocol="paper")
+    out = write_report([d], tmp_path / "r.html")
+    page = out.read_text(encoding="utf-8")
+    assert page.count('src="data:image/png;base64,') == 7
+    assert '<span class="leaky">' + LEAKY_LABEL in page
+    for level in ("window", "recording", "subject"):
+        assert f"<th>{level}</th>" in page
+    assert "[" in page and "script" not in page.lower()
+    assert not list(tmp_path.glob(".r.html.*"))  # no temporary file left behind
+
+
+def test_comparison_covers_every_run_and_honest_runs_are_not_flagged(tmp_path):
+    a = make_run(tmp_path, "honest", protocol="loso", model="svm", history=False)
+    b = make_run(tmp_path, "three", protocol="group-kfold", task="three-class", calibration=False)
+    page = write_report([a, b], tmp_path / "cmp.html").read_text(encoding="utf-8")
+    assert 'href="#run-0">honest' in page and 'href="#run-1">three' in page
+    assert HONEST_LABEL in page and 'class="leaky"' not in page
+    assert "recall of myopathy" in page
+
+
+def test_missing_metrics_file_is_named_in_the_error(tmp_path):
+    d = make_run(tmp_path)
+    (d / "metrics.json").unlink()
+    with pytest.raises(AlsnetError, match="metrics.json"):
+        write_report([d], tmp_path / "r.html")
+
+
+def test_garbled_config_is_named_in_the_error(tmp_path):
+    d = make_run(tmp_path)
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(AlsnetError, match="config.json"):
+        write_report([d], tmp_path / "r.html")
+    (d / "config.json").write_text(json.dumps({"model": "alsnet"}))
+    with pytest.raises(AlsnetError, match="config.json.*task"):
+        write_run_figures(d)
+
+
+def test_predictions_without_probability_columns_are_refused(tmp_path):
+    d = make_run(tmp_path)
+    pd.read_csv(d / "predictions.csv").drop(columns="p_als").to_csv(d / "predictions.csv", index=False)
+    with pytest.raises(AlsnetError, match="predictions.csv.*p_als"):
+        write_run_figures(d)
+
+
+def test_cli_writes_report_next_to_a_single_run(tmp_path, capsys):
+    d = make_run(tmp_path, calibration=False, history=False)
+    assert main(["report", str(d)]) == 0
+    assert (d / "report.html").is_file()
+    assert main(["report", str(tmp_path / "nope")]) == 2
+    err = capsys.readouterr().err
+    assert "nope" in err and len(err.strip().splitlines()) == 1
