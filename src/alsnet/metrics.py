@@ -260,8 +260,8 @@ def evaluate(pred: pd.DataFrame, task: Task, *, n_boot: int = 1000, seed: int = 
     dict
         ``{"window": {...}, "recording": {...}, "subject": {...}}``; each level holds
         ``accuracy, sensitivity, specificity, balanced_accuracy, f1, roc_auc, recall``
-        (per class), ``confusion_matrix``, ``n``, ``n_subjects`` and ``ci`` ({metric: [lo, hi]}).
-        NaN (undefined) values are ``None``; the dict is JSON-ready.
+        (per class), ``confusion_matrix``, ``n``, ``n_subjects``, ``ci`` ({metric: [lo, hi]}),
+        ``bootstrap`` (its settings) and ``decision`` (the rule). NaN (undefined) values are ``None``; the dict is JSON-ready.
     """
     check_predictions(pred, task)
     if not 0 < ci < 1:
