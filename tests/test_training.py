@@ -1,0 +1,139 @@
+"""Training through Lightning: it learns, it is reproducible, it resumes after a kill, DDP runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alsnet.cli import main
+
+FAST = ["--max-epochs", "3", "--batch-size", "16", "--train-crop", "0.05", "--n-boot", "50", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def sim_data(tmp_path_factory) -> Path:
+    """Four ALS and four normal simulated subjects, two 3-s recordings each."""
+    from alsnet.simulate import simulate_dataset
+
+    out = tmp_path_factory.mktemp("sim")
+    simulate_dataset(out, n_subjects={"als": 4, "normal": 4}, recordings_per_subject=2,
+                     duration_s=3.2, seed=3)
+    return out
+
+
+def _train(data: Path, out: Path, *extra: str) -> dict:
+    rc = main(["train", "--data", str(data), "--out", str(out), *FAST, *extra])
+    assert rc == 0
+    return json.loads((out / "metrics.json").read_text())
+
+
+def test_training_reduces_the_loss_and_beats_chance_on_held_out_subjects(sim_data, tmp_path):
+    m = _train(sim_data, tmp_path / "run", "--protocol", "subject-holdout", "--max-epochs", "4")
+    hist = pd.read_csv(tmp_path / "run" / "history.csv")
+    assert hist["train_loss"].iloc[-1] < hist["train_loss"].iloc[0]
+    assert m["window"]["balanced_accuracy"] > 0.5
+    cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    test_subj = set(cfg["split"]["folds_detail"][0]["test_subjects"])
+    train_pred = pd.read_csv(tmp_path / "run" / "predictions.csv")
+    assert set(train_pred["subject"]) == test_subj  # only held-out subjects are scored
+
+
+def test_run_folder_holds_everything_a_user_needs(sim_data, tmp_path):
+    m = _train(sim_data, tmp_path / "run", "--protocol", "paper", "--max-epochs", "1")
+    run = tmp_path / "run"
+    for name in ("config.json", "metrics.json", "predictions.csv", "history.csv",
+                 "model.safetensors", "model.json"):
+        assert (run / name).is_file(), name
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["window"] == {"model_fs": 23437.5, "window_seconds": 1.0, "window_samples": 23437}
+    assert cfg["task"]["classes"] == ["normal", "als"]
+    assert cfg["split"]["shares_recordings_between_train_and_test"] is True
+    for lvl in ("window", "recording", "subject"):
+        assert {"accuracy", "sensitivity", "specificity", "balanced_accuracy", "f1", "roc_auc",
+                "confusion_matrix"} <= set(m[lvl])
+    assert m["protocol"] == "paper" and "same recording" in m["protocol_label"]
+    assert any("max_epochs=1" in d for d in m["deviations"])
+    pred = pd.read_csv(run / "predictions.csv")
+    assert {"record", "subject", "window", "label", "y_true", "p_normal", "p_als"} <= set(pred.columns)
+    np.testing.assert_allclose(pred["p_normal"] + pred["p_als"], 1.0, atol=1e-6)
+
+
+def test_existing_run_folder_is_not_overwritten_without_force(sim_data, tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "precious.txt").write_text("keep me")
+    rc = main(["train", "--data", str(sim_data), "--out", str(run), *FAST])
+    assert rc != 0
+    assert "use --force" in capsys.readouterr().err
+    assert (run / "precious.txt").read_text() == "keep me"
+
+
+def test_same_seed_gives_the_same_metrics(sim_data, tmp_path):
+    a = _train(sim_data, tmp_path / "a", "--protocol", "paper", "--max-epochs", "2")
+    b = _train(sim_data, tmp_path / "b", "--protocol", "paper", "--max-epochs", "2")
+    pa = pd.read_csv(tmp_path / "a" / "predictions.csv")
+    pb = pd.read_csv(tmp_path / "b" / "predictions.csv")
+    np.testing.assert_allclose(pa["p_als"], pb["p_als"], atol=1e-6)
+    assert a["window"]["confusion_matrix"] == b["window"]["confusion_matrix"]
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "alsnet.cli", *args]
+
+
+@pytest.mark.slow
+def test_run_killed_mid_epoch_resumes_to_the_same_result(sim_data, tmp_path):
+    common = ["--data", str(sim_data), "--protocol", "paper", "--max-epochs", "4", "--batch-size", "8",
+              "--train-crop", "0.05", "--n-boot", "20", "--quiet", "--seed", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    ref = tmp_path / "ref"
+    subprocess.run(_cli("train", "--out", str(ref), *common), check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(_cli("train", "--out", str(killed), *common), env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hist = killed / "folds" / "paper" / "history.csv"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if hist.is_file() and len(hist.read_text().strip().splitlines()) >= 3:  # header + 2 epochs
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "training finished before it could be killed"
+    time.sleep(0.3)  # into the next epoch
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "metrics.json").exists()
+    subprocess.run(_cli("train", "--resume", str(killed), "--quiet"), check=True, env=env,
+                   stdout=subprocess.DEVNULL)
+    pr = pd.read_csv(ref / "predictions.csv")
+    pk = pd.read_csv(killed / "predictions.csv")
+    np.testing.assert_allclose(pk["p_als"], pr["p_als"], atol=1e-5)
+    mr = json.loads((ref / "metrics.json").read_text())
+    mk = json.loads((killed / "metrics.json").read_text())
+    for lvl in ("window", "recording", "subject"):
+        assert mk[lvl]["confusion_matrix"] == mr[lvl]["confusion_matrix"]
+        assert mk[lvl]["roc_auc"] == pytest.approx(mr[lvl]["roc_auc"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_ddp_with_two_cpu_processes_trains(sim_data, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PL_DISABLE_FORK": "1"}
+    r = subprocess.run(_cli("train", "--data", str(sim_data), "--out", str(out), "--protocol", "paper",
+                            "--max-epochs", "2", "--batch-size", "8", "--train-crop", "0.05",
+                            "--n-boot", "20", "--quiet", "--accelerator", "cpu", "--devices", "2",
+                            "--strategy", "ddp"),
+                       env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    hist = pd.read_csv(out / "history.csv")
+    assert len(hist) == 2 and np.isfinite(hist["train_loss"]).all()
+    assert (out / "metrics.json").is_file() and (out / "model.safetensors").is_file()
