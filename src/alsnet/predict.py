@@ -1,0 +1,417 @@
+"""Diagnose recordings: stream 1-s windows through ALSNet and average their probabilities.
+
+A recording of any length is read and scored chunk by chunk (WFDB format-16/32 signals
+and ``.npy`` arrays through memory maps, other WFDB formats through
+``wfdb.rdrecord(sampfrom=, sampto=)``), resampled to the model rate per chunk with enough
+overlap that the result equals resampling the whole signal, so an hour of EMG never sits
+in memory as float64. Window probabilities use the model card's calibration temperature;
+the recording's probability is the mean of its windows' (the recording-level rule of
+:mod:`alsnet.metrics`) and its label is ``P(positive) >= 0.5`` (binary) or the argmax.
+
+This is research software, not a medical device.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Callable, Iterator
+
+import numpy as np
+
+from alsnet.checkpoint import LoadedModel
+from alsnet.errors import AlsnetError, InputError
+from alsnet.io import UNIT_TO_UV, _wfdb_header, read_recording
+from alsnet.labels import get_task
+from alsnet.pretrained import DEFAULT_MODEL, resolve_model
+from alsnet.windows import MODEL_FS, WINDOW_SAMPLES, resample_to_model_rate
+
+DISCLAIMER = ("alsnet is research software, not a medical device: its output is not a "
+              "diagnosis and must not guide patient care.")
+#: Windows resampled and held in memory at once (about 3 MB of float32 per 32 windows).
+CHUNK_WINDOWS = 32
+#: Windows per forward pass (one window's activations are about 25 MB in float32).
+BATCH_SIZE = 8
+BACKENDS = ("auto", "torch", "eager", "onnx")
+
+
+# --------------------------------------------------------------------------- sources
+
+class SignalSource:
+    """A single-channel signal read by sample range: ``read(a, b)`` gives float32 µV with
+    NaN where invalid. The base class wraps an array (in memory or memory-mapped)."""
+
+    def __init__(self, x: np.ndarray, fs: float, name: str = "signal"):
+        self.x, self.fs, self.name = x, float(fs), name
+        self.n_samples = int(x.shape[0])
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        y = np.array(self.x[start:stop], dtype=np.float32)
+        y[~np.isfinite(y)] = np.nan
+        return y
+
+
+class WfdbSource(SignalSource):
+    """One channel of a WFDB record, read by range (memory map where the format allows)."""
+
+    MEMMAP = {"16": ("<i2", -32768), "61": (">i2", -32768), "32": ("<i4", -2**31)}
+
+    def __init__(self, path, channel: int | None = None):
+        from pathlib import Path
+
+        stem = Path(path).with_suffix("")
+        hea = stem.with_suffix(".hea")
+        h = _wfdb_header(stem)
+        n_sig = h.n_sig or 0
+        if n_sig == 0:
+            raise InputError("header declares no signals", hea)
+        if channel is None and n_sig > 1:
+            raise InputError(f"record has {n_sig} signals; choose one with channel=/--channel", hea)
+        ch = channel or 0
+        if not 0 <= ch < n_sig:
+            raise InputError(f"channel {ch} does not exist (record has {n_sig})", hea)
+        if not h.sig_len or h.sig_len <= 0:
+            raise InputError(f"header declares {h.sig_len} samples", hea)
+        unit = (h.units[ch] if h.units else "") or "uV"
+        if unit.strip().lower() not in UNIT_TO_UV:
+            raise InputError(f"unknown signal unit {unit!r} (expected uV, mV or V)", hea)
+        dat = stem.parent / h.file_name[ch]
+        if not dat.exists():
+            raise InputError(f"signal file {dat.name} named by the header is missing", dat)
+        self.stem, self.ch, self.fs, self.name = stem, ch, float(h.fs), str(hea)
+        self.n_samples = int(h.sig_len)
+        self.uv = UNIT_TO_UV[unit.strip().lower()]
+        self.gain = float(h.adc_gain[ch] or 200.0)  # WFDB: gain 0 means the default 200
+        self.baseline = float((h.baseline or [0] * n_sig)[ch] or 0)
+        self.mm = None
+        fmt = str(h.fmt[ch])
+        simple = all(not s for s in (h.skew or [])) and all(s in (None, 1) for s in (h.samps_per_frame or []))
+        if fmt in self.MEMMAP and simple:
+            dtype, self.invalid = self.MEMMAP[fmt]
+            cols = [i for i, f in enumerate(h.file_name) if f == h.file_name[ch]]
+            offset = int((h.byte_offset or [0] * n_sig)[ch] or 0)
+            width = np.dtype(dtype).itemsize * len(cols)
+            held = max(0, (dat.stat().st_size - offset) // width)
+            if held < self.n_samples:
+                raise InputError(f"header says {self.n_samples} samples but the file holds {held}"
+                                 f" (from byte offset {offset})", dat)
+            self.mm = np.memmap(dat, dtype=dtype, mode="r", offset=offset,
+                                shape=(self.n_samples, len(cols)))[:, cols.index(ch)]
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        if self.mm is not None:
+            d = np.asarray(self.mm[start:stop])
+            y = ((d.astype(np.float64) - self.baseline) * (self.uv / self.gain)).astype(np.float32)
+            y[d == self.invalid] = np.nan
+            return y
+        import warnings
+
+        import wfdb
+
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rec = wfdb.rdrecord(str(self.stem), sampfrom=int(start), sampto=int(stop),
+                                    channels=[self.ch], physical=True)
+        except Exception as e:
+            raise InputError(f"cannot read WFDB signal ({type(e).__name__}: {e})", self.name) from None
+        y = (rec.p_signal[:, 0] * self.uv).astype(np.float32)
+        y[~np.isfinite(y)] = np.nan
+        return y
+
+
+def _npy_source(path, fs: float | None) -> SignalSource:
+    if fs is None:
+        raise InputError("a .npy file carries no sampling rate; give fs= / --fs", path)
+    try:
+        x = np.load(path, mmap_mode="r", allow_pickle=False)
+    except Exception as e:
+        raise InputError(f"cannot read .npy ({type(e).__name__}: {e})", path) from None
+    if x.ndim == 2 and 1 in x.shape:
+        x = x.reshape(-1)
+    if x.ndim != 1:
+        raise InputError(f"expected one channel, got an array of shape {x.shape}", path)
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise InputError(f"samples must be real numbers, got dtype {x.dtype}", path)
+    if x.size == 0:
+        raise InputError("recording holds no samples", path)
+    return SignalSource(x, _check_fs(fs, path), os.fspath(path))
+
+
+def _check_fs(fs, name) -> float:
+    try:
+        fs = float(fs)
+    except (TypeError, ValueError):
+        raise InputError(f"sampling rate is not a number: {fs!r}", name) from None
+    if not np.isfinite(fs) or fs <= 0:
+        raise InputError(f"sampling rate must be positive, got {fs:g} Hz", name)
+    return fs
+
+
+def open_source(path_or_array, fs: float | None = None, scale: float | None = None,
+                channel: int | None = None) -> SignalSource:
+    """A streaming view of a recording: WFDB and ``.npy`` are read by range from disk;
+    other formats (rarely long) are read whole by :func:`alsnet.io.read_recording`."""
+    from pathlib import Path
+
+    if isinstance(path_or_array, np.ndarray):
+        if fs is None:
+            raise InputError("an array carries no sampling rate; give fs=")
+        x = np.asarray(path_or_array)
+        if x.ndim != 1 or x.size == 0 or not np.issubdtype(x.dtype, np.number):
+            raise InputError(f"expected a non-empty 1-D numeric array, got shape {x.shape} {x.dtype}")
+        return SignalSource(x, _check_fs(fs, "array"), "array")
+    p = Path(path_or_array)
+    suffix = p.suffix.lower()
+    if suffix in (".hea", ".dat", ".bin") or (suffix == "" and p.with_suffix(".hea").exists()):
+        return WfdbSource(p, channel)
+    if suffix == ".npy" and p.is_file() and p.stat().st_size > 0:
+        return _npy_source(p, fs)
+    rec = read_recording(p, fs=fs, scale=scale, channel=channel)
+    return SignalSource(rec.signal, rec.fs, rec.path or os.fspath(p))
+
+
+# --------------------------------------------------------------------------- engines
+
+class _EagerEngine:
+    """Plain PyTorch inference, used until :mod:`alsnet.fast` is available."""
+
+    name = "eager"
+
+    def __init__(self, model, threads: int | None = None):
+        import torch
+
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.model = model.eval()
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None, :]
+            return self.model(t).numpy()
+
+
+def make_engine(model, backend: str = "auto", threads: int | None = None):
+    """An object with ``.logits(x (N, T) float32) -> (N, n_outputs)`` and ``.name``."""
+    if backend == "onnx":
+        from alsnet.export import OnnxEngine
+
+        return OnnxEngine(model, threads=threads)
+    try:
+        from alsnet.fast import InferenceEngine, available_backends
+    except ModuleNotFoundError as e:
+        if e.name != "alsnet.fast":
+            raise
+        if backend not in BACKENDS:
+            raise AlsnetError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}") from None
+        return _EagerEngine(model, threads)
+    name = "eager" if backend == "torch" else backend
+    known = set(BACKENDS) | set(available_backends())
+    if name not in known:
+        raise AlsnetError(f"unknown backend {backend!r}; choose from {', '.join(sorted(known))}")
+    return InferenceEngine(model, backend=name, threads=threads)
+
+
+def logits_to_probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Calibrated probabilities ``(n, n_classes)``: sigmoid/softmax of ``logits / T``."""
+    try:
+        from alsnet.calibration import apply_temperature
+    except ModuleNotFoundError as e:
+        if e.name != "alsnet.calibration":
+            raise
+        from scipy.special import expit, softmax
+
+        z = np.asarray(logits, dtype=np.float64) / float(temperature)
+        if z.shape[-1] == 1:
+            p = expit(z[:, 0])
+            return np.stack([1 - p, p], axis=1)
+        return softmax(z, axis=1)
+    return np.asarray(apply_temperature(logits, float(temperature)), dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- windows
+
+def _ratio(fs: float) -> tuple[int, int]:
+    """(up, down) exactly as :func:`alsnet.windows.resample_to_model_rate` chooses them."""
+    r = Fraction(MODEL_FS / fs).limit_denominator(10_000)
+    return r.numerator, r.denominator
+
+
+def n_model_samples(n_samples: int, fs: float) -> int:
+    """Length of the signal at the model rate (the length ``resample_poly`` returns)."""
+    if fs == MODEL_FS:
+        return n_samples
+    up, down = _ratio(fs)
+    return -(-n_samples * up // down)
+
+
+def _model_rate(source: SignalSource, o0: int, o1: int) -> np.ndarray:
+    """Samples ``[o0, o1)`` of the source resampled to the model rate.
+
+    The input span is widened by the resampling filter's half-length (plus the one-sample
+    NaN spread) and starts at a multiple of ``down``, so that its output grid is the whole
+    signal's shifted by an integer: away from the span's edges the values are those of
+    resampling the whole signal at once.
+    """
+    if source.fs == MODEL_FS:
+        return source.read(o0, o1)
+    up, down = _ratio(source.fs)
+    pad = math.ceil(10 * max(up, down) / up) + 2
+    i0 = max(0, (o0 * down // up - pad) // down * down)
+    i1 = min(source.n_samples, -(-o1 * down // up) + pad)
+    y = resample_to_model_rate(source.read(i0, i1), source.fs, name=source.name)
+    off = i0 * up // down
+    return y[o0 - off:o1 - off]
+
+
+def iter_window_chunks(source: SignalSource, chunk_windows: int = CHUNK_WINDOWS
+                       ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Non-overlapping model-rate windows of a source, ``chunk_windows`` at a time.
+
+    Yields ``(starts, windows)``: start samples at the model rate and ``(k, WINDOW_SAMPLES)``
+    float32 µV, NaN where invalid (the caller applies the invalid-window policy).
+    """
+    n_out = n_model_samples(source.n_samples, source.fs)
+    n_win = n_out // WINDOW_SAMPLES
+    if n_win == 0:
+        raise InputError(f"recording is {n_out} samples ({n_out / MODEL_FS:.3f} s at {MODEL_FS} Hz), "
+                         f"shorter than one 1-s window ({WINDOW_SAMPLES} samples)", source.name)
+    for k0 in range(0, n_win, max(1, int(chunk_windows))):
+        k1 = min(n_win, k0 + max(1, int(chunk_windows)))
+        seg = _model_rate(source, k0 * WINDOW_SAMPLES, k1 * WINDOW_SAMPLES)
+        starts = np.arange(k0, k1, dtype=np.int64) * WINDOW_SAMPLES
+        yield starts, np.asarray(seg, dtype=np.float32).reshape(k1 - k0, WINDOW_SAMPLES)
+
+
+def count_windows(source: SignalSource) -> int:
+    return n_model_samples(source.n_samples, source.fs) // WINDOW_SAMPLES
+
+
+# --------------------------------------------------------------------------- predictor
+
+@dataclass
+class WindowScores:
+    """Per-window calibrated probabilities of one recording (used windows only)."""
+
+    starts: np.ndarray        # (n_used,) start sample at the model rate
+    proba: np.ndarray         # (n_used, n_classes)
+    n_windows: int            # windows the recording holds, used or not
+
+
+class Predictor:
+    """A loaded model and inference engine that score many recordings.
+
+    Parameters
+    ----------
+    model : str, path or LoadedModel
+        Bundled model name (``"als-vs-normal"``, ``"three-class"``) or a saved model file.
+    backend : str
+        ``"auto"`` (fastest available), ``"torch"``/``"eager"`` or ``"onnx"``.
+    batch_size : int
+        Windows per forward pass; memory grows by about 25 MB per window.
+    threads : int, optional
+        Intra-op threads for the engine (default: the library's own choice).
+    chunk_windows : int
+        Windows read and resampled at once.
+    """
+
+    def __init__(self, model: str | os.PathLike | LoadedModel = DEFAULT_MODEL, backend: str = "auto",
+                 batch_size: int = BATCH_SIZE, threads: int | None = None,
+                 chunk_windows: int = CHUNK_WINDOWS):
+        if int(batch_size) < 1:
+            raise AlsnetError(f"batch size must be at least 1, got {batch_size}")
+        self.loaded = resolve_model(model)
+        self.task = get_task(self.loaded.card["task"])
+        self.classes = tuple(self.loaded.classes)
+        self.temperature = self.loaded.temperature
+        self.engine = make_engine(self.loaded.model, backend, threads)
+        self.batch_size = int(batch_size)
+        self.chunk_windows = int(chunk_windows)
+
+    def window_scores(self, source: SignalSource,
+                      progress: Callable[[int], None] | None = None) -> WindowScores:
+        """Calibrated probabilities of every valid window; windows with NaN are dropped."""
+        starts, probas, n_windows = [], [], 0
+        for st, win in iter_window_chunks(source, self.chunk_windows):
+            n_windows += len(st)
+            ok = np.isfinite(win).all(axis=1)
+            st, win = st[ok], win[ok]
+            for b in range(0, len(win), self.batch_size):
+                z = self.engine.logits(win[b:b + self.batch_size])
+                probas.append(logits_to_probabilities(z, self.temperature))
+            starts.append(st)
+            if progress:
+                progress(len(ok))
+        if not probas:
+            raise InputError(f"all {n_windows} window(s) contain invalid samples (policy 'drop')",
+                             source.name)
+        return WindowScores(np.concatenate(starts), np.concatenate(probas), n_windows)
+
+    def decide(self, proba: np.ndarray) -> str:
+        """Label of a recording-level probability vector."""
+        if self.task.binary:
+            return self.classes[1] if proba[1] >= 0.5 else self.classes[0]
+        return self.classes[int(np.argmax(proba))]
+
+    def predict(self, path_or_array, fs: float | None = None, scale: float | None = None,
+                channel: int | None = None, errors: str = "raise",
+                progress: Callable[[int], None] | None = None) -> dict:
+        """Diagnose one recording (see :func:`predict`); ``errors="return"`` reports an
+        :class:`AlsnetError` in the ``error`` field instead of raising it."""
+        path = None if isinstance(path_or_array, np.ndarray) else os.fspath(path_or_array)
+        try:
+            source = open_source(path_or_array, fs=fs, scale=scale, channel=channel)
+            scores = self.window_scores(source, progress)
+        except AlsnetError as e:
+            if errors != "return":
+                raise
+            return {"path": path, "label": None, "probabilities": None, "n_windows": None,
+                    "n_windows_used": None, "error": str(e).splitlines()[0]}
+        mean = scores.proba.mean(axis=0)
+        return {"path": path, "label": self.decide(mean),
+                "probabilities": {c: float(p) for c, p in zip(self.classes, mean)},
+                "n_windows": int(scores.n_windows), "n_windows_used": int(len(scores.starts)),
+                "error": None}
+
+
+def predict(path_or_array, fs: float | None = None, model: str | os.PathLike | LoadedModel = DEFAULT_MODEL,
+            backend: str = "auto", scale: float | None = None, channel: int | None = None) -> dict:
+    """Diagnose one recording with a bundled or saved model.
+
+    Parameters
+    ----------
+    path_or_array : path or ndarray
+        A recording file (WFDB ``.hea``, ``.npy``, ``.csv``, ``.wav``, ``.edf``) or a 1-D
+        array of µV (then ``fs`` is required).
+    fs : float, optional
+        Sampling rate for arrays, ``.npy`` and ``.csv`` (Hz); any rate is resampled.
+    model : str, path or LoadedModel
+        ``"als-vs-normal"`` (default), ``"three-class"`` or a saved model file.
+    backend : str
+        ``"auto"``, ``"torch"`` or ``"onnx"``.
+    scale : float, optional
+        µV per unit for ``.wav`` files.
+    channel : int, optional
+        Signal to use in a multi-channel WFDB or EDF file.
+
+    Returns
+    -------
+    dict
+        ``path`` (None for an array), ``label``, ``probabilities`` (class → calibrated
+        probability, the mean over windows), ``n_windows``, ``n_windows_used`` (windows
+        without invalid samples) and ``error`` (None).
+
+    Raises
+    ------
+    AlsnetError
+        The model or the recording cannot be used.
+    """
+    return Predictor(model, backend).predict(path_or_array, fs=fs, scale=scale, channel=channel)
+
+
+__all__ = ["DISCLAIMER", "Predictor", "WindowScores", "count_windows", "iter_window_chunks",
+           "logits_to_probabilities", "make_engine", "predict"]

@@ -1,0 +1,211 @@
+"""alsnet predict: output schema, exit codes, resampling, streaming, calibration, real data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from alsnet.checkpoint import save_model
+from alsnet.cli import main
+from alsnet.errors import AlsnetError, InputError
+from alsnet.model import ALSNet
+from alsnet.predict import Predictor, iter_window_chunks, open_source, predict
+from alsnet.windows import MODEL_FS, WINDOW_SAMPLES, make_windows, resample_to_model_rate
+
+FIELDS = {"path", "label", "probabilities", "n_windows", "n_windows_used", "error"}
+
+
+def emg(seconds: float, fs: float, seed: int = 0) -> np.ndarray:
+    """Noise plus sparse biphasic spikes, in µV: enough like EMG for plumbing tests."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fs)
+    x = rng.normal(0, 10, n)
+    t = np.arange(-int(0.004 * fs), int(0.004 * fs)) / fs
+    spike = 300 * np.sin(2 * np.pi * 250 * t) * np.exp(-(t / 0.0015) ** 2)
+    for s in rng.integers(0, n - len(t), max(1, int(seconds * 20))):
+        x[s:s + len(t)] += spike * rng.uniform(0.5, 1.5)
+    return x.astype(np.float32)
+
+
+def fitted_model(n_outputs: int = 1, seed: int = 0) -> ALSNet:
+    """A random ALSNet whose BatchNorm statistics fit EMG-scale input, so probabilities
+    are not saturated at 0/1 (a plain random init on raw µV is)."""
+    torch.manual_seed(seed)
+    m = ALSNet(n_outputs=n_outputs)
+    bns = [b for b in m.modules() if isinstance(b, torch.nn.BatchNorm1d)]
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None  # cumulative average: one pass sets the batch statistics
+    m.train()
+    with torch.no_grad():
+        m(torch.from_numpy(np.stack([emg(0.3, MODEL_FS, s) for s in range(8)]))[:, None])
+    for b in bns:
+        b.momentum = 0.01
+    return m.eval()
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory) -> Path:
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("models")
+    save_model(d / "m", fitted_model(), {"task": "als-vs-normal", "calibration": {"temperature": 2.0}})
+    return d / "m.safetensors"
+
+
+@pytest.fixture(scope="session")
+def predictor(model_path) -> Predictor:
+    return Predictor(model_path, backend="torch", threads=1)
+
+
+def write_wfdb(folder: Path, name: str, x: np.ndarray, fs: float, gain: float = 10.0,
+               offset: int = 0, invalid: slice | None = None) -> Path:
+    """A format-16 WFDB record (optionally with a byte offset and −32768 invalid samples)."""
+    d = np.clip(np.round(x * gain), -32767, 32767).astype("<i2")
+    if invalid is not None:
+        d[invalid] = -32768
+    (folder / f"{name}.bin").write_bytes(b"\0" * offset + d.tobytes())
+    (folder / f"{name}.hea").write_text(f"{name} 1 {fs:g} {len(d)}\n"
+                                        f"{name}.bin 16+{offset} {gain:g}/uV\n")
+    return folder / f"{name}.hea"
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    rc = main(list(map(str, argv)))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_json_output_has_the_documented_fields(model_path, tmp_path, capsys):
+    np.save(tmp_path / "a.npy", emg(2.5, MODEL_FS))
+    rc, out, _ = run_cli(capsys, "predict", "--json", "--threads", 1, "--model", model_path,
+                         "--fs", MODEL_FS, tmp_path / "a.npy")
+    assert rc == 0
+    (r,) = json.loads(out)
+    assert set(r) == FIELDS
+    assert r["path"] == str(tmp_path / "a.npy") and r["error"] is None
+    assert set(r["probabilities"]) == {"normal", "als"}
+    assert sum(r["probabilities"].values()) == pytest.approx(1.0)
+    assert r["label"] == ("als" if r["probabilities"]["als"] >= 0.5 else "normal")
+    assert (r["n_windows"], r["n_windows_used"]) == (2, 2)
+
+
+def test_one_bad_file_gives_exit_1_and_the_others_are_still_scored(model_path, tmp_path, capsys):
+    np.save(tmp_path / "good.npy", emg(1.2, MODEL_FS))
+    np.save(tmp_path / "short.npy", emg(0.5, MODEL_FS))
+    files = [tmp_path / "good.npy", tmp_path / "missing.npy", tmp_path / "short.npy"]
+    rc, out, err = run_cli(capsys, "predict", "--json", "--threads", 1, "--model", model_path,
+                           "--fs", MODEL_FS, *files)
+    assert rc == 1
+    res = json.loads(out)
+    assert [r["path"] for r in res] == list(map(str, files))
+    assert res[0]["error"] is None and res[0]["label"] in ("als", "normal")
+    for r in res[1:]:
+        assert r["label"] is None and r["probabilities"] is None
+        assert isinstance(r["error"], str) and "\n" not in r["error"]
+    assert "shorter than one" in res[2]["error"]
+    assert "Traceback" not in err
+
+
+def test_human_output_prints_label_windows_and_disclaimer(model_path, tmp_path, capsys):
+    np.save(tmp_path / "a.npy", emg(1.5, MODEL_FS))
+    rc, out, _ = run_cli(capsys, "predict", "--threads", 1, "--model", model_path, "--fs", MODEL_FS,
+                         tmp_path / "a.npy")
+    assert rc == 0
+    assert "P(als)=" in out and "1 windows used, 0 dropped" in out
+    assert "not a medical device" in out
+
+
+def test_unbundled_model_name_is_a_clear_error(monkeypatch):
+    from alsnet import pretrained
+
+    monkeypatch.setattr(pretrained, "_bundled_stem", lambda name: None)
+    with pytest.raises(AlsnetError, match="bundled model 'three-class' is not in this install"):
+        pretrained.resolve_model("three-class")
+    with pytest.raises(AlsnetError, match="unknown model 'nonsense'"):
+        pretrained.resolve_model("nonsense")
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".hea"])
+def test_a_3_s_recording_at_4_khz_is_resampled_into_3_windows(predictor, tmp_path, suffix):
+    x = emg(3.0, 4000.0)
+    if suffix == ".npy":
+        np.save(tmp_path / "r.npy", x)
+    elif suffix == ".csv":
+        np.savetxt(tmp_path / "r.csv", x, fmt="%.4f")
+    else:
+        write_wfdb(tmp_path, "r", x, 4000.0)
+    r = predictor.predict(tmp_path / f"r{suffix}", fs=None if suffix == ".hea" else 4000.0)
+    # 3 s at 4 kHz → 70313 samples at 23437.5 Hz → 3 whole windows.
+    assert (r["n_windows"], r["n_windows_used"]) == (3, 3)
+    assert sum(r["probabilities"].values()) == pytest.approx(1.0)
+
+
+def test_array_api_needs_a_rate_and_reports_no_path(model_path):
+    x = emg(1.1, 8000.0)
+    r = predict(x, fs=8000.0, model=model_path, backend="torch")
+    assert r["path"] is None and r["n_windows"] == 1 and r["error"] is None
+    with pytest.raises(InputError, match="sampling rate"):
+        predict(x, model=model_path)
+
+
+class CheapEngine:
+    """Stands in for the network where only the plumbing is tested (no 3.6 GFLOP per window)."""
+
+    name = "cheap"
+
+    def logits(self, x):
+        return (np.std(x, axis=1, dtype=np.float64) / 20 - 1)[:, None].astype(np.float32)
+
+
+@pytest.mark.parametrize("fs", [10_000.0, MODEL_FS])
+def test_chunked_scoring_equals_whole_signal_scoring(predictor, tmp_path, fs, monkeypatch):
+    x = emg(150.0, fs, seed=3)                       # 2.5 minutes
+    write_wfdb(tmp_path, "long", x, fs, invalid=slice(int(40.2 * fs), int(40.3 * fs)))
+    src = open_source(tmp_path / "long.hea")
+    whole = resample_to_model_rate(src.read(0, src.n_samples), fs)
+    ref = make_windows(whole)                        # drops the window holding the gap
+    got = np.concatenate([w for _, w in iter_window_chunks(src, chunk_windows=7)])
+    keep = np.isfinite(got).all(axis=1)
+    assert len(got) == ref.n_windows and (~keep).sum() == ref.n_dropped == 1
+    np.testing.assert_allclose(got[keep], ref.windows, rtol=0, atol=1e-4)
+    monkeypatch.setattr(predictor, "engine", CheapEngine())
+    monkeypatch.setattr(predictor, "chunk_windows", 7)
+    r = predictor.predict(tmp_path / "long.hea")
+    expect = predictor.decide
+    p_ref = 1 / (1 + np.exp(-CheapEngine().logits(ref.windows)[:, 0] / predictor.temperature))
+    assert r["n_windows"] == 150 and r["n_windows_used"] == 149
+    assert r["probabilities"]["als"] == pytest.approx(p_ref.mean(), abs=1e-6)
+    assert r["label"] == expect(np.array([1 - p_ref.mean(), p_ref.mean()]))
+
+
+def test_wfdb_stream_reads_the_same_microvolts_as_read_recording(tmp_path):
+    from alsnet.io import read_recording
+
+    x = emg(2.0, 5000.0)
+    hea = write_wfdb(tmp_path, "off", x, 5000.0, gain=13.107, offset=20, invalid=slice(100, 110))
+    src, rec = open_source(hea), read_recording(hea)
+    got = src.read(0, src.n_samples)
+    assert src.fs == rec.fs and np.isnan(got[100:110]).all()
+    np.testing.assert_allclose(got, rec.signal, rtol=1e-6, equal_nan=True)
+    np.testing.assert_allclose(src.read(50, 150), rec.signal[50:150], rtol=1e-6, equal_nan=True)
+
+
+def test_temperature_from_the_card_calibrates_probabilities(predictor, tmp_path):
+    x = emg(1.0, MODEL_FS, seed=5)[:WINDOW_SAMPLES]
+    with torch.no_grad():
+        z = float(predictor.loaded.model(torch.from_numpy(x)[None, None])[0, 0])
+    r = predictor.predict(x, fs=MODEL_FS)
+    assert predictor.temperature == 2.0
+    assert r["probabilities"]["als"] == pytest.approx(1 / (1 + np.exp(-z / 2.0)), abs=1e-5)
+
+
+def test_predict_on_a_real_n2001_record(predictor, real_data_dir):
+    hea = sorted(Path(real_data_dir).glob("N2001A01BB*.hea"))[0]
+    r = predictor.predict(hea)
+    assert r["error"] is None and r["label"] in ("als", "normal")
+    assert sum(r["probabilities"].values()) == pytest.approx(1.0)
+    assert r["n_windows"] == 11 and r["n_windows_used"] >= 1
