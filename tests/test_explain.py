@@ -1,0 +1,57 @@
+"""alsnet explain: evidence positions and the figure."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from alsnet.checkpoint import save_model
+from alsnet.cli import main
+from alsnet.explain import evidence, explain_recording
+from alsnet.model import RECEPTIVE_FIELD
+from alsnet.windows import MODEL_FS, WINDOW_SAMPLES
+from test_predict import emg, fitted_model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    torch.set_num_threads(1)
+    d = tmp_path_factory.mktemp("explain")
+    save_model(d / "m", fitted_model(), {"task": "als-vs-normal"})
+    return d / "m.safetensors"
+
+
+def test_evidence_gives_every_channel_once_strongest_first_at_its_max_position():
+    model = fitted_model()
+    x = np.stack([emg(0.2, MODEL_FS, seed=s) for s in range(2)])
+    ev = evidence(model, x)
+    assert len(ev) == 2
+    with torch.no_grad():
+        feats = model.embed(torch.from_numpy(x)[:, None])
+    for i, e in enumerate(ev):
+        assert sorted(c for _, c, _ in e) == list(range(128))
+        w = [wt for _, _, wt in e]
+        assert w == sorted(w, reverse=True)
+        for t, c, _ in e[:5]:
+            assert RECEPTIVE_FIELD // 2 <= t < x.shape[1] - RECEPTIVE_FIELD // 2
+            assert feats[i, c, t - RECEPTIVE_FIELD // 2] == feats[i, c].max()
+
+
+def test_explain_writes_a_png_and_summarises_each_window(model_path, tmp_path):
+    x = emg(3.0, MODEL_FS)
+    x[int(1.5 * MODEL_FS):int(1.5 * MODEL_FS) + 10] = np.nan   # window 1 is dropped
+    np.save(tmp_path / "r.npy", x)
+    s = explain_recording(tmp_path / "r.npy", tmp_path / "fig.png", model=model_path, fs=MODEL_FS)
+    assert (tmp_path / "fig.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (s["n_windows"], s["n_windows_used"]) == (3, 2)
+    assert s["evidence"][1] == [] and len(s["evidence"][0]) == 3
+    assert all(0 <= e["time_s"] < 3 * WINDOW_SAMPLES / MODEL_FS for e in s["evidence"][2])
+
+
+def test_explain_cli(model_path, tmp_path, capsys):
+    np.save(tmp_path / "r.npy", emg(1.2, 8000.0))
+    rc = main(["explain", str(tmp_path / "r.npy"), "-o", str(tmp_path / "f.png"), "--fs", "8000",
+               "--model", str(model_path), "--max-windows", "1"])
+    assert rc == 0 and (tmp_path / "f.png").is_file()
+    assert "wrote" in capsys.readouterr().out
