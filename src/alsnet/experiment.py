@@ -112,17 +112,24 @@ def _run_folds(exp, ws: WindowSet, folds, task, run_dir: Path, progress: bool):
     if exp.jobs > 1 and len(todo) > 1 and exp.model == "alsnet":
         _run_parallel(exp, todo, run_dir)
     else:
+        features = None
+        if exp.model != "alsnet" and todo:
+            from alsnet.features import window_features
+            from alsnet.windows import MODEL_FS
+
+            _say("computing hand-crafted window features")
+            features = window_features(ws.x, MODEL_FS)
         for k, f in todo:
             _say(f"[{k + 1}/{len(folds)}] fold {f.name}: {len(f.train)} train, {len(f.val)} val, "
                  f"{len(f.test)} test windows")
-            _run_one(exp, ws, f, k, task, run_dir, progress)
+            _run_one(exp, ws, f, k, task, run_dir, progress, features)
     if not is_rank_zero():
         return None
     return [pd.read_csv(run_dir / "folds" / f.name / "predictions.csv", dtype={"fold": str, "subject": str})
             for f in folds]
 
 
-def _run_one(exp, ws, fold, k, task, run_dir: Path, progress: bool) -> None:
+def _run_one(exp, ws, fold, k, task, run_dir: Path, progress: bool, features=None) -> None:
     fold_dir = run_dir / "folds" / fold.name
     fold_dir.mkdir(parents=True, exist_ok=True)
     if exp.model == "alsnet":
@@ -133,7 +140,7 @@ def _run_one(exp, ws, fold, k, task, run_dir: Path, progress: bool) -> None:
                                  trainer_kw=dict(exp.trainer), progress=progress,
                                  eval_backend=exp.eval_backend, card=card)
     else:
-        pred = train_baseline_fold(ws, fold, task, exp.model, seed=_fold_seed(exp, k))
+        pred = train_baseline_fold(ws, fold, task, exp.model, seed=_fold_seed(exp, k), features=features)
     if pred is not None and is_rank_zero():
         write_csv(fold_dir / "predictions.csv", pred)
 

@@ -179,13 +179,19 @@ def fit_calibration(logits: np.ndarray, y: np.ndarray) -> dict:
             "ece_after": float(expected_calibration_error(apply_temperature(logits, t), y))}
 
 
-def train_baseline_fold(ws: WindowSet, fold: Fold, task: Task, name: str, *, seed: int) -> pd.DataFrame:
-    """Fit a classical baseline on the fold's training + validation windows; score its test windows."""
-    from alsnet.baselines import fit_predict
+def train_baseline_fold(ws: WindowSet, fold: Fold, task: Task, name: str, *, seed: int,
+                        features: np.ndarray | None = None) -> pd.DataFrame:
+    """Fit a classical baseline on the fold's training + validation windows; score its test windows.
 
+    ``features`` are the windows' hand-crafted features, computed once for all folds.
+    """
+    from alsnet.baselines import fit_predict_features
+    from alsnet.features import window_features
+
+    f = window_features(ws.x, MODEL_FS) if features is None else features
     train = np.concatenate([fold.train, fold.val])
-    proba = fit_predict(name, ws.x[train], ws.y[train], ws.x[fold.test], MODEL_FS, seed=seed,
-                        n_classes=len(task.classes))
+    proba = fit_predict_features(name, f[train], ws.y[train], f[fold.test], seed=seed,
+                                 n_classes=len(task.classes))
     return predictions_frame(ws, fold.test, np.asarray(proba), task, fold.name)
 
 
