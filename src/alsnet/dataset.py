@@ -12,9 +12,9 @@ from typing import Callable, Iterable
 import numpy as np
 
 from alsnet.errors import AlsnetError, InputError
-from alsnet.io import LabelMismatchWarning, Recording, find_recordings, read_recording
+from alsnet.io import Recording, RecordingWarning, find_recordings, read_recording
 from alsnet.labels import Task
-from alsnet.windows import MODEL_FS, InvalidPolicy, make_windows, resample_to_model_rate
+from alsnet.windows import MODEL_FS, InvalidPolicy, make_windows, resample_to_model_rate, window_hop
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def index_dataset(root: str | os.PathLike, **read_kw) -> tuple[list[RecordInfo],
     infos = []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("ignore")
-        warnings.simplefilter("always", LabelMismatchWarning)
+        warnings.simplefilter("always", RecordingWarning)  # label mismatch, flat signal
         for rec in iter_recordings(root, on_error=problems.append, **read_kw):
             infos.append(RecordInfo(rec.path, rec.record, rec.subject, rec.label, rec.muscle,
                                     rec.fs, rec.n_samples, rec.n_invalid))
@@ -208,7 +208,7 @@ def load_windows(root: str | os.PathLike, task: Task, *, overlap: float = 0.0,
         parts["subject"].append(np.full(n, rec.subject or rec.record, object))
         parts["label"].append(np.full(n, rec.label, object))
         parts["start"].append(w.starts)
-        parts["index"].append((w.starts // int(w.windows.shape[1] * (1 - overlap) or 1)).astype(np.int64))
+        parts["index"].append((w.starts // window_hop(overlap)).astype(np.int64))
     if not parts:
         raise AlsnetError(f"no usable recordings for task {task.name!r} under {root}")
     cat = {k: np.concatenate(v) for k, v in parts.items()}

@@ -4,7 +4,10 @@ Readers: WFDB (EMGLab N2001 and PhysioNet-style records, through ``wfdb``), ``.n
 one-column ``.csv`` (rate given by the user), ``.wav`` (rate from the file, scale given by
 the user) and EDF/EDF+ (through ``pyedflib``). Every reader returns float32 microvolts in
 which invalid samples are NaN, never silently zero; :attr:`Recording.n_invalid` counts them.
-Every problem is an :class:`~alsnet.errors.InputError` naming the file.
+Every problem is an :class:`~alsnet.errors.InputError` naming the file; no other exception
+type leaves this module for a bad file (``tests/test_bad_input.py``, ``tests/test_fuzz.py``).
+WFDB headers are checked line by line before ``wfdb`` sees them, because ``wfdb`` parses
+leniently (a rate of ``inf`` silently becomes the default 250 Hz).
 """
 
 from __future__ import annotations
@@ -32,9 +35,23 @@ UNIT_TO_UV = {"uv": 1.0, "µv": 1.0, "μv": 1.0, "mv": 1e3, "v": 1e6, "nv": 1e-3
 SUFFIXES = {".hea": "wfdb", ".dat": "wfdb", ".bin": "wfdb", ".npy": "npy", ".csv": "csv",
             ".txt": "csv", ".wav": "wav", ".edf": "edf", ".bdf": "edf"}
 
+#: Bits per sample of each WFDB storage format (FLAC formats 5xx: unknown, compressed).
+WFDB_FORMAT_BITS = {"8": 8, "16": 16, "24": 24, "32": 32, "61": 16, "80": 8, "160": 16,
+                    "212": 12, "310": 32 / 3, "311": 32 / 3, "508": None, "516": None, "524": None}
+#: Most samples per channel alsnet reads in one piece (about 25 h at 23437.5 Hz).
+MAX_SAMPLES = 2**31 - 1
 
-class LabelMismatchWarning(UserWarning):
+
+class RecordingWarning(UserWarning):
+    """Something about a readable recording that a user should know."""
+
+
+class LabelMismatchWarning(RecordingWarning):
     """The file name's class disagrees with the header's diagnosis."""
+
+
+class SignalQualityWarning(RecordingWarning):
+    """The samples are readable but suspicious (e.g. a constant, flat-line signal)."""
 
 
 @dataclass
@@ -98,11 +115,13 @@ def parse_n2001_name(record: str) -> dict | None:
 
 
 def _comments_to_meta(comments: list[str]) -> dict:
+    """``key: value`` header comments as a dict; other comment text is ignored."""
     meta = {}
     for c in comments:
-        key, sep, value = c.partition(":")
-        if sep and key.strip():
-            meta[key.strip().lstrip("#").strip().lower()] = value.strip()
+        key, sep, value = str(c).partition(":")
+        key = key.strip().lstrip("#").strip().lower()
+        if sep and key and key.isprintable():
+            meta[key] = value.strip()
     return meta
 
 
@@ -111,8 +130,11 @@ def _finalise(signal: np.ndarray, fs: float, path: str | os.PathLike, meta: dict
     """Validate a decoded signal and attach identity from the file name and header."""
     path = os.fspath(path)
     x = np.asarray(signal)
+    if x.ndim == 2 and min(x.shape) > 1:
+        raise InputError(f"expected one channel, got an array of shape {x.shape} "
+                         f"({min(x.shape)} channels?); save one channel per file", path)
     if x.ndim != 1:
-        raise InputError(f"expected one channel, got an array of shape {x.shape}", path)
+        raise InputError(f"expected one channel (a 1-D array), got an array of shape {x.shape}", path)
     if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
         raise InputError(f"samples must be real numbers, got dtype {x.dtype}", path)
     if x.size == 0:
@@ -122,11 +144,18 @@ def _finalise(signal: np.ndarray, fs: float, path: str | os.PathLike, meta: dict
     except (TypeError, ValueError):
         raise InputError(f"sampling rate is not a number: {fs!r}", path) from None
     if not np.isfinite(fs) or fs <= 0:
-        raise InputError(f"sampling rate must be positive, got {fs:g} Hz", path)
-    x = x.astype(np.float32)
+        raise InputError(f"sampling rate must be a positive number, got {fs:g} Hz", path)
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = x.astype(np.float32)  # values beyond float32 become inf, then invalid below
     x[~np.isfinite(x)] = np.nan  # inf is as invalid as NaN
-    if np.isnan(x).all():
+    valid = x[np.isfinite(x)]
+    if valid.size == 0:
         raise InputError(f"all {x.size} samples are invalid", path)
+    if valid.size > 1 and valid.min() == valid.max():
+        # Allowed (the file is what it is), but a flat line carries no EMG: say so.
+        warnings.warn(f"{path}: signal is constant ({valid[0]:g} µV in all {valid.size} valid "
+                      "samples): no EMG activity (electrode disconnected?)",
+                      SignalQualityWarning, stacklevel=3)
     meta = dict(meta or {})
     record = record or Path(path).stem
     rec = Recording(signal=x, fs=fs, record=record, meta=meta, path=path)
@@ -145,97 +174,211 @@ def _finalise(signal: np.ndarray, fs: float, path: str | os.PathLike, meta: dict
 
 # --------------------------------------------------------------------------- WFDB
 
-def _wfdb_header(stem: Path):
-    import wfdb
+_NUM = r"(?:\d+\.?\d*|\.\d+)"
+_RX_FS = re.compile(rf"(?P<fs>{_NUM})(?:/(?P<cf>{_NUM})(?:\((?P<bc>-?{_NUM})\))?)?")
+_RX_FMT = re.compile(r"(?P<fmt>\d+)(?:x(?P<spf>\d+))?(?::(?P<skew>\d+))?(?:\+(?P<off>\d+))?")
+_RX_GAIN = re.compile(r"(?P<gain>-?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)?"
+                      r"(?:\((?P<base>-?\d+)\))?(?:/(?P<units>[\w^\-?%/]+))?")
+_RX_FILE = re.compile(r"[-\w]*\.?\w*")
 
-    hea = stem.with_suffix(".hea")
+
+def _stem_file(stem: Path, suffix: str) -> Path:
+    """``stem`` + suffix, keeping dots in record names (``Path.with_suffix`` would eat them)."""
+    return stem.parent / (stem.name + suffix)
+
+
+def _wfdb_stem(path: str | os.PathLike) -> Path:
+    p = Path(path)
+    return p.with_suffix("") if p.suffix.lower() in (".hea", ".dat", ".bin") else p
+
+
+def _read_header_text(hea: Path) -> str:
     if not hea.exists():
         raise InputError("WFDB header (.hea) not found", hea)
-    if hea.stat().st_size == 0:
-        raise InputError("WFDB header is empty", hea)
-    raw = hea.read_bytes()
+    if not hea.is_file():
+        raise InputError("WFDB header is not a regular file", hea)
     try:
-        raw.decode("utf-8")
-    except UnicodeDecodeError:
+        raw = hea.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read WFDB header ({e.strerror or e})", hea) from None
+    if not raw.strip():
+        raise InputError("WFDB header is empty", hea)
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"WFDB header is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset "
+                         f"{e.start})", hea) from None
+
+
+def check_wfdb_header(text: str, hea: str | os.PathLike) -> dict:
+    """Strictly check a WFDB header's record and signal lines; return the fields alsnet uses.
+
+    Returns ``{"n_sig", "fs", "sig_len", "signals": [{"file", "fmt", "spf", "offset"}]}``.
+    Raises :class:`InputError` naming ``hea`` and the offending line on anything ``wfdb``
+    would misread or choke on.
+    """
+    lines = [(i + 1, ln.strip()) for i, ln in enumerate(text.splitlines())]
+    spec = [(n, ln) for n, ln in lines if ln and not ln.startswith("#")]
+    if not spec:
+        raise InputError("WFDB header has no record line (only comments or blank lines)", hea)
+    if any(not ln.isprintable() for _, ln in spec):
+        n = next(n for n, ln in spec if not ln.isprintable())
+        raise InputError(f"header line {n} holds control characters", hea)
+    n, rec = spec[0]
+    tok = rec.split()
+    if len(tok) < 2 or not re.fullmatch(r"[-\w]+(/\d+)?", tok[0]) or not tok[1].isdigit():
+        raise InputError(f"header line {n} is not a WFDB record line "
+                         f"('NAME N_SIGNALS FS N_SAMPLES'): {rec[:60]!r}", hea)
+    if "/" in tok[0]:
+        raise InputError("multi-segment WFDB records are not supported", hea)
+    n_sig = int(tok[1])
+    if n_sig == 0:
+        raise InputError("header declares no signals", hea)
+    if len(tok) < 3:
+        raise InputError("header gives no sampling rate (record line field 3)", hea)
+    m = _RX_FS.fullmatch(tok[2])
+    if not m:
         try:
-            raw.decode("latin-1").encode("ascii")
-        except UnicodeEncodeError:
-            raise InputError("WFDB header is not text (not UTF-8)", hea) from None
-    first = raw.decode("utf-8", "replace").split("\n", 1)[0].split()
-    if len(first) >= 3:
-        rate = first[2].split("/")[0].split("(")[0]
-        try:
-            if float(rate) <= 0:
-                raise InputError(f"header sampling rate must be positive, got {first[2]!r}", hea)
+            value = float(tok[2].split("/")[0])
         except ValueError:
-            raise InputError(f"header sampling rate is not a number: {first[2]!r}", hea) from None
+            raise InputError(f"header sampling rate is not a number: {tok[2]!r}", hea) from None
+        what = "positive" if np.isfinite(value) else "a finite positive number"
+        raise InputError(f"header sampling rate must be {what}, got {tok[2]!r}", hea)
+    fs = float(m["fs"])
+    if fs <= 0:
+        raise InputError(f"header sampling rate must be positive, got {tok[2]!r}", hea)
+    if len(tok) < 4:
+        raise InputError("header does not give the number of samples (record line field 4)", hea)
+    if not tok[3].isdigit() or int(tok[3]) <= 0:
+        raise InputError(f"header number of samples must be a positive integer, got {tok[3]!r}", hea)
+    sig_len = int(tok[3])
+    if sig_len > MAX_SAMPLES:
+        raise InputError(f"header declares {sig_len} samples, more than alsnet reads "
+                         f"({MAX_SAMPLES})", hea)
+    if len(spec) - 1 < n_sig:
+        raise InputError(f"header declares {n_sig} signal(s) but has {len(spec) - 1} signal line(s)",
+                         hea)
+    if len(spec) - 1 > n_sig:
+        n_extra = spec[n_sig + 1][0]
+        raise InputError(f"header line {n_extra} is neither one of the {n_sig} signal line(s) nor a "
+                         "comment ('#...')", hea)
+    signals = []
+    for n, ln in spec[1:]:
+        tok = ln.split()
+        if len(tok) < 2:
+            raise InputError(f"header line {n} is not a WFDB signal line "
+                             f"('FILE FORMAT GAIN/UNITS ...'): {ln[:60]!r}", hea)
+        if tok[0] == "~" or not _RX_FILE.fullmatch(tok[0]) or tok[0] in ("", ".", ".."):
+            raise InputError(f"header line {n}: signal file {tok[0][:60]!r} is not a plain file name "
+                             "in the record's folder", hea)
+        f = _RX_FMT.fullmatch(tok[1])
+        if not f:
+            raise InputError(f"header line {n}: bad format field {tok[1][:30]!r} "
+                             "(FORMAT[xSAMPLES][:SKEW][+OFFSET])", hea)
+        if f["fmt"] not in WFDB_FORMAT_BITS:
+            raise InputError(f"unknown WFDB signal format {f['fmt']!r} (line {n}); alsnet reads "
+                             f"{', '.join(WFDB_FORMAT_BITS)}", hea)
+        spf = int(f["spf"] or 1)
+        if spf != 1:
+            raise InputError(f"header line {n}: {spf} samples per frame (multi-frequency records) "
+                             "are not supported", hea)
+        if len(tok) >= 3:
+            g = _RX_GAIN.fullmatch(tok[2])
+            if not g or (g["gain"] is None and g["base"] is None and g["units"] is None):
+                raise InputError(f"header line {n}: bad gain field {tok[2][:30]!r} "
+                                 "(GAIN[(BASELINE)][/UNITS])", hea)
+            if g["gain"] is not None and not np.isfinite(float(g["gain"])):
+                raise InputError(f"header line {n}: gain {g['gain']!r} is not finite", hea)
+            if g["base"] is not None and abs(int(g["base"])) >= 2**31:
+                raise InputError(f"header line {n}: baseline {g['base']} is out of range", hea)
+        signals.append({"file": tok[0], "fmt": f["fmt"], "spf": spf, "offset": int(f["off"] or 0)})
+    return {"n_sig": n_sig, "fs": fs, "sig_len": sig_len, "signals": signals}
+
+
+def _import_wfdb():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # wfdb's own pandas deprecations are not the user's
+        import wfdb
+    return wfdb
+
+
+def _wfdb_header(stem: Path):
+    """The ``wfdb`` header object of a record, after :func:`check_wfdb_header` passed."""
+    wfdb = _import_wfdb()
+    stem = _wfdb_stem(stem)
+    hea = _stem_file(stem, ".hea")
+    check_wfdb_header(_read_header_text(hea), hea)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore")  # wfdb's pandas deprecations are not the user's
             return wfdb.rdheader(str(stem))
-    except InputError:
-        raise
     except Exception as e:  # wfdb raises bare ValueError/IndexError/... on bad headers
         raise InputError(f"unreadable WFDB header ({type(e).__name__}: {e})", hea) from None
+
+
+def _check_signal_file(stem: Path, spec: dict, channel: int, hea: Path) -> tuple[Path, int]:
+    """The channel's signal file, checked to hold the declared samples; (path, byte offset)."""
+    sig = spec["signals"][channel]
+    dat = stem.parent / sig["file"]
+    if not dat.exists():
+        raise InputError(f"signal file {dat.name} named by the header is missing", dat)
+    if not dat.is_file():
+        raise InputError(f"signal file {dat.name} is not a regular file", dat)
+    size = dat.stat().st_size
+    if size == 0:
+        raise InputError("signal file is empty", dat)
+    offset = sig["offset"]
+    if offset >= size:
+        raise InputError(f"header byte offset {offset} is beyond the end of the file ({size} bytes)",
+                         dat)
+    # Signals sharing a file are interleaved frame by frame.
+    bits = [WFDB_FORMAT_BITS[s["fmt"]] for s in spec["signals"] if s["file"] == sig["file"]]
+    if None in bits:  # FLAC-compressed: the size says little; refuse absurd claims only
+        if spec["sig_len"] * len(bits) > 64 * 8 * size:
+            raise InputError(f"header says {spec['sig_len']} samples, implausible for a "
+                             f"{size}-byte compressed file", dat)
+        return dat, offset
+    n_held = int((size - offset) * 8 // sum(bits))
+    if n_held < spec["sig_len"]:
+        raise InputError(f"header says {spec['sig_len']} samples but the file holds {n_held}"
+                         f" (from byte offset {offset})", dat)
+    return dat, offset
 
 
 def read_wfdb(path: str | os.PathLike, channel: int | None = None) -> Recording:
     """Read a WFDB record (``.hea`` plus its signal file) into µV.
 
-    Honours the header's format, byte offset, gain, baseline and units; samples at the
-    format's invalid value (−32768 in format 16) become NaN. A multi-channel record needs
-    ``channel``.
+    Honours the header's format, byte offset, gain, baseline and units (WFDB's default unit
+    is mV); samples at the format's invalid value (−32768 in format 16) become NaN. A
+    multi-channel record needs ``channel``.
     """
-    import wfdb
-
-    stem = Path(path).with_suffix("")
-    hea = stem.with_suffix(".hea")
-    header = _wfdb_header(stem)
-    n_sig = header.n_sig or 0
-    if n_sig == 0:
-        raise InputError("header declares no signals", hea)
+    wfdb = _import_wfdb()
+    stem = _wfdb_stem(path)
+    hea = _stem_file(stem, ".hea")
+    spec = check_wfdb_header(_read_header_text(hea), hea)
+    n_sig = spec["n_sig"]
     if channel is None:
         if n_sig > 1:
-            raise InputError(f"record has {n_sig} signals ({', '.join(map(str, header.sig_name))}); "
-                             "choose one with channel=/--channel", hea)
+            header = _wfdb_header(stem)
+            raise InputError(f"record has {n_sig} signals ({', '.join(map(str, header.sig_name))});"
+                             " choose one with channel=/--channel", hea)
         channel = 0
     if not 0 <= channel < n_sig:
         raise InputError(f"channel {channel} does not exist (record has {n_sig})", hea)
-    if header.fs is None or not np.isfinite(header.fs) or header.fs <= 0:
-        raise InputError(f"header sampling rate must be positive, got {header.fs!r}", hea)
-    fmt = str(header.fmt[channel])
-    if fmt not in wfdb.io._signal.DATA_LOAD_TYPES and fmt not in ("212", "310", "311", "508", "516", "524"):
-        raise InputError(f"unknown WFDB signal format {fmt!r}", hea)
-    dat = stem.parent / header.file_name[channel]
-    if not dat.exists():
-        raise InputError(f"signal file {dat.name} named by the header is missing", dat)
-    n_declared = header.sig_len
-    if n_declared is None or n_declared <= 0:
-        raise InputError(f"header declares {n_declared} samples", hea)
-    offset = (header.byte_offset or [0] * n_sig)[channel] or 0
-    bytes_per = {"16": 2, "80": 1, "24": 3, "32": 4, "61": 2, "160": 2, "8": 1}.get(fmt)
-    size = dat.stat().st_size
-    if size == 0:
-        raise InputError("signal file is empty", dat)
-    if bytes_per is not None:
-        n_held = max(0, (size - offset) // (bytes_per * n_sig))
-        if offset > size:
-            raise InputError(f"header byte offset {offset} is beyond the end of the file ({size} bytes)", dat)
-        if n_held < n_declared:
-            raise InputError(f"header says {n_declared} samples but the file holds {n_held}"
-                             f" (from byte offset {offset})", dat)
+    dat, offset = _check_signal_file(stem, spec, channel, hea)
+    header = _wfdb_header(stem)
+    fmt = spec["signals"][channel]["fmt"]
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore")
             rec = wfdb.rdrecord(str(stem), channels=[channel], physical=True)
-    except Exception as e:
+    except Exception as e:  # includes MemoryError from absurd but consistent headers
         raise InputError(f"cannot read WFDB signal ({type(e).__name__}: {e})", dat) from None
+    n_declared = spec["sig_len"]
     if rec.p_signal is None or rec.p_signal.shape[0] != n_declared:
         got = None if rec.p_signal is None else rec.p_signal.shape[0]
         raise InputError(f"header says {n_declared} samples but {got} were decoded", dat)
-    unit = (rec.units[0] if rec.units else "") or "uV"
+    unit = (rec.units[0] if rec.units else "") or "mV"  # WFDB: no unit given means mV
     scale = UNIT_TO_UV.get(unit.strip().lower())
     if scale is None:
         raise InputError(f"unknown signal unit {unit!r} (expected uV, mV or V)", hea)
@@ -248,16 +391,47 @@ def read_wfdb(path: str | os.PathLike, channel: int | None = None) -> Recording:
 
 # --------------------------------------------------------------------------- arrays
 
+def _check_npy_header(path: Path) -> None:
+    """Refuse object (pickled) arrays and truncated files before ``np.load`` allocates."""
+    fmt = np.lib.format
+    with open(path, "rb") as fh:
+        try:
+            version = fmt.read_magic(fh)
+            if version == (1, 0):
+                shape, _, dtype = fmt.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, _, dtype = fmt.read_array_header_2_0(fh)
+            elif version == (3, 0):
+                return  # utf-8 field names, rare: np.load checks it itself
+            else:
+                raise InputError(f"not a .npy file (unknown format version {version})", path)
+        except InputError:
+            raise
+        except Exception as e:
+            raise InputError(f"not a .npy file ({type(e).__name__}: {e})", path) from None
+        data_bytes = path.stat().st_size - fh.tell()
+    if dtype.hasobject:
+        raise InputError("holds Python objects (a pickled array); alsnet loads plain numeric "
+                         ".npy arrays only", path)
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if need > data_bytes:
+        raise InputError(f"truncated: header declares shape {shape} of {dtype} ({need} bytes) but "
+                         f"the file holds {data_bytes} bytes of data", path)
+
+
 def read_npy(path: str | os.PathLike, fs: float | None) -> Recording:
     """A ``.npy`` array of µV (one channel); the rate must be given."""
     if fs is None:
         raise InputError("a .npy file carries no sampling rate; give fs= / --fs", path)
+    _check_npy_header(Path(path))
     try:
         x = np.load(path, allow_pickle=False)
     except ValueError as e:
         raise InputError(f"not a plain numeric .npy array ({e})", path) from None
     except Exception as e:
         raise InputError(f"cannot read .npy ({type(e).__name__}: {e})", path) from None
+    if not isinstance(x, np.ndarray):
+        raise InputError("not a single .npy array", path)
     x = np.squeeze(x) if x.ndim == 2 and 1 in x.shape else x
     return _finalise(x, fs, path)
 
@@ -267,7 +441,7 @@ def read_csv(path: str | os.PathLike, fs: float | None) -> Recording:
     if fs is None:
         raise InputError("a .csv file carries no sampling rate; give fs= / --fs", path)
     try:
-        text = Path(path).read_text(encoding="utf-8").splitlines()
+        text = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise InputError("CSV is not UTF-8 text", path) from None
     rows = [r.strip() for r in text if r.strip()]
@@ -293,15 +467,29 @@ def _is_number(s: str) -> bool:
         return False
 
 
+def _check_scale(scale, path) -> float:
+    try:
+        scale = float(scale)
+    except (TypeError, ValueError):
+        raise InputError(f"scale is not a number: {scale!r}", path) from None
+    if not np.isfinite(scale) or scale == 0:
+        raise InputError(f"scale must be a finite non-zero number of µV per unit, got {scale:g}", path)
+    return scale
+
+
 def read_wav(path: str | os.PathLike, scale: float | None) -> Recording:
-    """A mono ``.wav``; ``scale`` is µV per unit of the stored integer (or float) samples."""
+    """A mono ``.wav``; ``scale`` is µV per unit of the stored integer (or float) samples.
+
+    8-bit WAV is unsigned with its zero at 128; that offset is removed before scaling.
+    """
     from scipy.io import wavfile
 
     if scale is None:
         raise InputError("a .wav file carries no physical scale; give scale= / --scale (µV per unit)", path)
+    scale = _check_scale(scale, path)
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            warnings.simplefilter("ignore")
             fs, x = wavfile.read(path)
     except Exception as e:
         raise InputError(f"cannot read WAV ({type(e).__name__}: {e})", path) from None
@@ -309,7 +497,12 @@ def read_wav(path: str | os.PathLike, scale: float | None) -> Recording:
         if x.shape[1] != 1:
             raise InputError(f"WAV has {x.shape[1]} channels; alsnet needs one", path)
         x = x[:, 0]
-    return _finalise(x.astype(np.float64) * float(scale), fs, path)
+    if x.size == 0:
+        raise InputError("WAV holds no samples", path)
+    offset = 128.0 if x.dtype == np.uint8 else 0.0
+    if not np.issubdtype(x.dtype, np.number):
+        raise InputError(f"WAV samples must be numbers, got dtype {x.dtype}", path)
+    return _finalise((x.astype(np.float64) - offset) * scale, fs, path)
 
 
 def read_edf(path: str | os.PathLike, channel: int | None = None) -> Recording:
@@ -319,9 +512,12 @@ def read_edf(path: str | os.PathLike, channel: int | None = None) -> Recording:
     try:
         f = pyedflib.EdfReader(os.fspath(path))
     except Exception as e:
-        raise InputError(f"cannot read EDF ({e})", path) from None
+        why = str(e).replace(f"{os.fspath(path)}: ", "").strip() or type(e).__name__
+        raise InputError(f"cannot read EDF ({why})", path) from None
     try:
         n = f.signals_in_file
+        if n == 0:
+            raise InputError("EDF holds no signals", path)
         if channel is None:
             if n != 1:
                 raise InputError(f"EDF has {n} signals ({', '.join(f.getSignalLabels())}); "
@@ -336,6 +532,10 @@ def read_edf(path: str | os.PathLike, channel: int | None = None) -> Recording:
         x = f.readSignal(channel) * scale
         fs = f.getSampleFrequency(channel)
         meta = {"label": f.getLabel(channel), "units": unit}
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(f"cannot read EDF signal ({type(e).__name__}: {e})", path) from None
     finally:
         f.close()
     return _finalise(x, fs, path, meta)
@@ -348,26 +548,33 @@ def read_recording(path: str | os.PathLike, *, fs: float | None = None, scale: f
     """Read any supported file, chosen by suffix (a bare WFDB stem works too)."""
     p = Path(path)
     kind = SUFFIXES.get(p.suffix.lower())
-    if kind is None and p.with_suffix(".hea").exists() and p.suffix == "":
+    if kind is None and _stem_file(p, ".hea").is_file():
         kind = "wfdb"
     if kind is None:
         if not p.exists():
             raise InputError("file not found", p)
         raise InputError(f"unknown file type {p.suffix or '(no suffix)'!r}; "
                          f"alsnet reads {', '.join(sorted(SUFFIXES))}", p)
-    if kind == "wfdb":
-        return read_wfdb(p, channel=channel)
-    if not p.exists():
-        raise InputError("file not found", p)
-    if p.stat().st_size == 0:
-        raise InputError("file is empty", p)
-    if kind == "npy":
-        return read_npy(p, fs)
-    if kind == "csv":
-        return read_csv(p, fs)
-    if kind == "wav":
-        return read_wav(p, scale)
-    return read_edf(p, channel=channel)
+    try:
+        if kind == "wfdb":
+            return read_wfdb(p, channel=channel)
+        if not p.exists():
+            raise InputError("file not found", p)
+        if not p.is_file():
+            raise InputError("not a regular file", p)
+        if p.stat().st_size == 0:
+            raise InputError("file is empty", p)
+        if kind == "npy":
+            return read_npy(p, fs)
+        if kind == "csv":
+            return read_csv(p, fs)
+        if kind == "wav":
+            return read_wav(p, scale)
+        return read_edf(p, channel=channel)
+    except OSError as e:  # permissions, I/O errors, a file vanishing while read
+        raise InputError(f"cannot read file ({e.strerror or type(e).__name__})", p) from None
+    except MemoryError:
+        raise InputError("too large to read into memory", p) from None
 
 
 def find_recordings(root: str | os.PathLike) -> list[Path]:

@@ -37,19 +37,83 @@ def window_settings() -> dict:
     }
 
 
+#: Lowest and highest input rates alsnet resamples from. Below 1 kHz a recording holds
+#: none of the needle-EMG band the model learned on (up to 10 kHz) and upsampling would
+#: multiply its length more than 23-fold; above 10 MHz the ratio stops being meaningful.
+MIN_FS: float = 1000.0
+MAX_FS: float = 1e7
+#: Longest signal, in samples at the model rate, resampled in one piece (about 25 h).
+MAX_MODEL_SAMPLES: int = 2**31 - 1
+#: Largest window overlap: beyond it the windows of a long recording would fill memory
+#: with near-copies (overlap 0.95 is a hop of 1172 samples, 50 ms).
+MAX_OVERLAP: float = 0.95
+
+
+def _check_fs(fs, name: str) -> float:
+    try:
+        fs = float(fs)
+    except (TypeError, ValueError):
+        raise InputError(f"sampling rate is not a number: {fs!r}", name) from None
+    if not np.isfinite(fs) or fs <= 0:
+        raise InputError(f"sampling rate must be a positive number, got {fs!r}", name)
+    if not MIN_FS <= fs <= MAX_FS:
+        raise InputError(f"sampling rate {fs:g} Hz is outside the {MIN_FS:g} Hz-{MAX_FS:g} Hz that "
+                         f"alsnet resamples to its {MODEL_FS} Hz model rate", name)
+    return fs
+
+
+#: Largest up or down factor: the polyphase filter has about 20 times as many taps, and
+#: designing a longer one takes seconds (e.g. 1001.3 Hz would need 211202/9023).
+MAX_RATIO_TERM: int = 50_000
+
+
+def resample_ratio(fs: float) -> tuple[int, int]:
+    """``(up, down)``: the rational factor :func:`resample_to_model_rate` uses for ``fs``.
+
+    ``MODEL_FS / fs`` as a fraction with a denominator of at most 10 000, which is exact
+    for the usual rates (4000 Hz: 375/64; 2048 Hz: 46875/4096). Where that fraction has a
+    term above :data:`MAX_RATIO_TERM` (odd rates such as 1001.3 Hz) the nearest fraction
+    with denominator at most 1000 (then 100, 10) is used instead; its rate error is below
+    0.01 %. Modules that resample piecewise must use this same factor.
+    """
+    fs = _check_fs(fs, "signal")
+    exact = MODEL_FS / fs
+    for limit in (10_000, 1000, 100, 10):
+        r = Fraction(exact).limit_denominator(limit)
+        if max(r.numerator, r.denominator) <= MAX_RATIO_TERM:
+            break
+    return r.numerator, r.denominator
+
+
+def resampled_length(n_samples: int, fs: float) -> int:
+    """Length of an ``n_samples`` signal at ``fs`` after :func:`resample_to_model_rate`."""
+    if float(fs) == MODEL_FS:
+        return int(n_samples)
+    up, down = resample_ratio(fs)
+    return -(-int(n_samples) * up // down)
+
+
 def resample_to_model_rate(signal: np.ndarray, fs: float, *, name: str = "signal") -> np.ndarray:
     """Resample ``signal`` from ``fs`` to :data:`MODEL_FS` (polyphase, anti-aliased).
 
     NaNs (invalid samples) are carried through as NaN: the neighbourhood of an invalid
     sample in the resampled signal is marked invalid too, so the window policy still sees it.
+    Rates outside [:data:`MIN_FS`, :data:`MAX_FS`] raise :class:`InputError`.
     """
-    if not np.isfinite(fs) or fs <= 0:
-        raise InputError(f"sampling rate must be a positive number, got {fs!r}", name)
+    fs = _check_fs(fs, name)
+    x = np.asarray(signal)
+    if x.ndim != 1 or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise InputError(f"expected a 1-D real signal, got shape {x.shape} {x.dtype}", name)
     if fs == MODEL_FS:
-        return np.asarray(signal, dtype=np.float32)
-    ratio = Fraction(MODEL_FS / fs).limit_denominator(10_000)
-    up, down = ratio.numerator, ratio.denominator
-    x = np.asarray(signal, dtype=np.float64)
+        return np.asarray(x, dtype=np.float32)
+    up, down = resample_ratio(fs)
+    n_out = -(-len(x) * up // down)
+    if n_out > MAX_MODEL_SAMPLES:
+        raise InputError(f"recording is too long to resample in one piece ({n_out} samples at "
+                         f"{MODEL_FS} Hz)", name)
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.float32)
+    x = x.astype(np.float64)
     invalid = ~np.isfinite(x)
     y = resample_poly(np.where(invalid, 0.0, x), up, down)
     if invalid.any():
@@ -80,11 +144,20 @@ class WindowResult:
     n_dropped: int
 
 
+def window_hop(overlap: float = 0.0, length: int = WINDOW_SAMPLES) -> int:
+    """Samples between the starts of neighbouring windows for a given ``overlap``."""
+    try:
+        overlap = float(overlap)
+    except (TypeError, ValueError):
+        raise InputError(f"overlap is not a number: {overlap!r}") from None
+    if not 0.0 <= overlap <= MAX_OVERLAP:
+        raise InputError(f"overlap must be in [0, {MAX_OVERLAP}], got {overlap}")
+    return max(1, int(round(length * (1.0 - overlap))))
+
+
 def window_starts(n_samples: int, overlap: float = 0.0, length: int = WINDOW_SAMPLES) -> np.ndarray:
     """Start indices of the windows of a signal of ``n_samples`` samples."""
-    if not 0.0 <= overlap < 1.0:
-        raise InputError(f"overlap must be in [0, 1), got {overlap}")
-    hop = max(1, int(round(length * (1.0 - overlap))))
+    hop = window_hop(overlap, length)
     if n_samples < length:
         return np.zeros(0, dtype=np.int64)
     return np.arange(0, n_samples - length + 1, hop, dtype=np.int64)
@@ -111,7 +184,10 @@ def make_windows(
     """
     if invalid not in INVALID_POLICIES:
         raise InputError(f"unknown invalid-sample policy {invalid!r}; choose from {INVALID_POLICIES}")
-    x = np.asarray(signal, dtype=np.float32)
+    x = np.asarray(signal)
+    if x.ndim != 1 or not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise InputError(f"expected a 1-D real signal, got shape {x.shape} {x.dtype}", name)
+    x = x.astype(np.float32, copy=False)
     if len(x) < WINDOW_SAMPLES:
         raise InputError(
             f"recording is {len(x)} samples ({len(x) / MODEL_FS:.3f} s at {MODEL_FS} Hz), "
@@ -123,7 +199,11 @@ def make_windows(
     n_bad = bad_prefix[starts + WINDOW_SAMPLES] - bad_prefix[starts]
     has_bad = n_bad > 0
     if has_bad.any() and invalid == "error":
-        raise InputError(f"{int(has_bad.sum())} window(s) contain invalid samples", name)
+        first = int(starts[np.argmax(has_bad)])
+        raise InputError(f"{int(has_bad.sum())} of {len(starts)} window(s) contain invalid samples "
+                         f"({int(n_bad.sum())} in all; the first such window starts at "
+                         f"{first / MODEL_FS:.3f} s); use the 'drop' or 'keep-zero' policy to go on",
+                         name)
     keep = ~has_bad if invalid == "drop" else np.ones_like(has_bad)
     used = starts[keep]
     if len(used) == 0:
