@@ -75,12 +75,17 @@ def _stem(path: str | os.PathLike) -> Path:
     return p.with_suffix("") if p.suffix in (".safetensors", ".json") else p
 
 
+def _with(stem: Path, suffix: str) -> Path:
+    """``stem`` + suffix; ``Path.with_suffix`` would turn ``model.v2`` into ``model.json``."""
+    return stem.parent / (stem.name + suffix)
+
+
 def save_model(path: str | os.PathLike, model: ALSNet, card: dict) -> Path:
     """Write ``PATH.safetensors`` and ``PATH.json``; returns the weights path."""
     from safetensors.torch import save
 
     stem = _stem(path)
-    weights = stem.with_suffix(".safetensors")
+    weights = _with(stem, ".safetensors")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     blob = save(state, metadata={"format": "pt", "alsnet_card_version": str(CARD_VERSION)})
     atomic_write_bytes(weights, blob)
@@ -94,8 +99,25 @@ def save_model(path: str | os.PathLike, model: ALSNet, card: dict) -> Path:
         "weights_file": weights.name,
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
     }
-    atomic_write_text(stem.with_suffix(".json"), json.dumps(full, indent=2, default=str) + "\n")
+    atomic_write_text(_with(stem, ".json"), json.dumps(full, indent=2, default=str) + "\n")
     return weights
+
+
+def _check_state(state: dict, model: ALSNet, weights: Path) -> None:
+    """Name the first difference between saved tensors and the architecture's."""
+    want = model.state_dict()
+    missing, extra = sorted(set(want) - set(state)), sorted(set(state) - set(want))
+    if missing or extra:
+        what = (f"missing {len(missing)} tensor(s) (e.g. {missing[0]!r})" if missing else
+                f"{len(extra)} unexpected tensor(s) (e.g. {extra[0]!r})")
+        raise CheckpointError(f"weights do not fit ALSNet: {what}; another network's weights?", weights)
+    for k, v in want.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise CheckpointError(f"weights do not fit ALSNet: tensor {k!r} has shape "
+                                  f"{tuple(state[k].shape)}, the card's architecture needs "
+                                  f"{tuple(v.shape)}", weights)
+        if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
+            raise CheckpointError(f"tensor {k!r} holds NaN or infinite values", weights)
 
 
 def load_model(path: str | os.PathLike, *, check_digest: bool = True) -> LoadedModel:
@@ -104,7 +126,7 @@ def load_model(path: str | os.PathLike, *, check_digest: bool = True) -> LoadedM
     from safetensors.torch import load_file
 
     stem = _stem(path)
-    weights, card_path = stem.with_suffix(".safetensors"), stem.with_suffix(".json")
+    weights, card_path = _with(stem, ".safetensors"), _with(stem, ".json")
     if Path(path).suffix in (".pt", ".pth", ".ckpt", ".pkl", ".pickle"):
         raise CheckpointError("pickled checkpoints are not loaded (unpickling runs code); "
                               "use a .safetensors model saved by alsnet", path)
@@ -124,7 +146,7 @@ def load_model(path: str | os.PathLike, *, check_digest: bool = True) -> LoadedM
         task = get_task(card["task"])
     except Exception:
         raise CheckpointError(f"model card names an unknown task {card.get('task')!r}", card_path) from None
-    if list(card.get("classes", [])) != list(task.classes):
+    if not isinstance(card.get("classes", []), list) or list(card.get("classes", [])) != list(task.classes):
         raise CheckpointError(f"label map {card.get('classes')} does not match task "
                               f"{task.name!r} {list(task.classes)}", card_path)
     win = card.get("window", {})
@@ -132,13 +154,21 @@ def load_model(path: str | os.PathLike, *, check_digest: bool = True) -> LoadedM
         raise CheckpointError(f"model was trained on windows {win}, this alsnet uses "
                               f"{window_settings()}", card_path)
     arch = card["architecture"]
-    if arch.get("name") != "ALSNet" or arch.get("n_outputs") != task.n_outputs:
+    if not isinstance(arch, dict) or arch.get("name") != "ALSNet" or arch.get("n_outputs") != task.n_outputs:
         raise CheckpointError(f"architecture {arch} does not fit task {task.name!r}", card_path)
+    n_chans = arch.get("n_chans", 1)
+    if not isinstance(n_chans, int) or isinstance(n_chans, bool) or not 1 <= n_chans <= 64:
+        raise CheckpointError(f"architecture n_chans {n_chans!r} is not a channel count", card_path)
+    calib = card.get("calibration", {})
+    temp = calib.get("temperature", 1.0) if isinstance(calib, dict) else None
+    if not isinstance(temp, (int, float)) or isinstance(temp, bool) or not 0 < temp < float("inf"):
+        raise CheckpointError(f"calibration {calib!r} lacks a positive temperature", card_path)
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"not a readable safetensors file ({e})", weights) from None
-    model = ALSNet(n_chans=int(arch.get("n_chans", 1)), n_outputs=int(arch["n_outputs"]))
+    model = ALSNet(n_chans=n_chans, n_outputs=int(arch["n_outputs"]))
+    _check_state(state, model, weights)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:

@@ -355,7 +355,8 @@ def read_wfdb(path: str | os.PathLike, channel: int | None = None) -> Recording:
     wfdb = _import_wfdb()
     stem = _wfdb_stem(path)
     hea = _stem_file(stem, ".hea")
-    spec = check_wfdb_header(_read_header_text(hea), hea)
+    text = _read_header_text(hea)
+    spec = check_wfdb_header(text, hea)
     n_sig = spec["n_sig"]
     if channel is None:
         if n_sig > 1:
@@ -383,7 +384,8 @@ def read_wfdb(path: str | os.PathLike, channel: int | None = None) -> Recording:
     if scale is None:
         raise InputError(f"unknown signal unit {unit!r} (expected uV, mV or V)", hea)
     x = rec.p_signal[:, 0] * scale
-    meta = _comments_to_meta(rec.comments or [])
+    # Comments from the UTF-8 text itself: wfdb drops their non-ASCII characters.
+    meta = _comments_to_meta([ln.strip() for ln in text.splitlines() if ln.strip().startswith("#")])
     meta.update({"units": unit, "format": fmt, "byte_offset": offset,
                  "adc_gain": float(rec.adc_gain[0]) if rec.adc_gain else None})
     return _finalise(x, header.fs, hea, meta, record=stem.name)

@@ -30,6 +30,10 @@ def run_info(args: argparse.Namespace) -> int:
             print(f"alsnet data info: error: {e}", file=sys.stderr)
             problems.append(None)
             continue
+        if not i and not p:  # an empty folder (or one of unknown files) is a mistake, not 0 records
+            print(f"alsnet data info: error: {path}: no recordings found (alsnet reads .hea, .npy, "
+                  ".csv, .wav, .edf, .bdf files)", file=sys.stderr)
+            problems.append(None)
         infos += i
         problems += p
     for p in problems:
