@@ -63,7 +63,7 @@ def describe(protocol: str, *, seed: int, folds: int | None = None) -> dict:
     return d
 
 
-def _val_from_train_subjects(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def split_validation(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training indices into train/val by whole subjects, keeping every class in both."""
     rng = np.random.default_rng(seed)
     subj = np.unique(groups[idx])
@@ -120,7 +120,7 @@ def make_folds(protocol: str, y: np.ndarray, groups: np.ndarray, *, seed: int = 
         raise AlsnetError(f"unknown protocol {protocol!r}; choose from {', '.join(PROTOCOLS)}")
     out = []
     for k, (trval, test) in enumerate(splits):
-        train, val = _val_from_train_subjects(trval, y, groups, seed + k)
+        train, val = split_validation(trval, y, groups, seed + k)
         name = f"subject-{groups[test][0]}" if protocol == "loso" else f"fold-{k}"
         out.append(Fold(name, np.sort(train), np.sort(val), np.sort(test)))
     return out

@@ -1,0 +1,94 @@
+"""Rebuild a bundled pretrained model from the real N2001 data with one command.
+
+    python scripts/build_pretrained.py --data data/N2001 --task als-vs-normal \
+        --evaluation runs/loso-als-vs-normal-alsnet
+
+trains ALSNet on *all* subjects of the task (validation windows for early stopping, the
+learning-rate schedule and temperature scaling come from whole held-out training
+subjects), and writes ``src/alsnet/pretrained/TASK.safetensors`` + ``TASK.json``. The card
+carries the subject-wise metrics (with 95% intervals) of the cross-validated run given by
+``--evaluation``, which used the same recipe and seed: a model trained on every subject has
+no test subjects of its own, so its honest estimate is the cross-validated one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+
+INTENDED_USE = ("Research on needle-EMG classification; a suggestion to be inspected by a "
+                "clinical neurophysiologist. Not a medical device; not for diagnosis.")
+LIMITS = [
+    "Biceps brachii only (EMGLab N2001); other muscles are untested.",
+    "One centre, one electrode type (concentric needle), steady low/moderate isometric contraction.",
+    "Patients are older than controls (ALS 52-67 years, controls 21-37): the model may partly "
+    "learn age rather than disease.",
+    "Few subjects (6 ALS, 8 controls, 5 myopathy): subject-level intervals are wide.",
+]
+
+
+def main(argv=None) -> int:
+    from alsnet.checkpoint import load_model, save_model
+    from alsnet.dataset import load_windows
+    from alsnet.labels import get_task
+    from alsnet.lightning import Recipe
+    from alsnet.splits import Fold, split_validation
+    from alsnet.train import train_alsnet_fold
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default="data/N2001")
+    ap.add_argument("--task", default="als-vs-normal", choices=["als-vs-normal", "three-class"])
+    ap.add_argument("--evaluation", type=Path, help="cross-validated run folder whose metrics go on the card")
+    ap.add_argument("--out", type=Path, default=None, help="default src/alsnet/pretrained/TASK")
+    ap.add_argument("--work", type=Path, default=REPO / "runs" / "pretrained-build")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--max-epochs", type=int, default=20)
+    ap.add_argument("--train-crop", type=float, default=0.125)
+    args = ap.parse_args(argv)
+
+    task = get_task(args.task)
+    ws = load_windows(args.data, task)
+    idx = np.arange(len(ws))
+    train, val = split_validation(idx, ws.y, ws.subject, args.seed)
+    fold = Fold("all-subjects", train, val, val)
+    recipe = Recipe(max_epochs=args.max_epochs, train_crop=args.train_crop)
+    work = args.work / args.task
+    if work.exists():
+        shutil.rmtree(work)
+    evaluation = None
+    if args.evaluation:
+        m = json.loads((args.evaluation / "metrics.json").read_text())
+        evaluation = {"run": str(args.evaluation), "protocol": m["protocol"],
+                      "protocol_label": m["protocol_label"], "deviations": m.get("deviations"),
+                      **{lvl: {k: m[lvl].get(k) for k in ("n", "accuracy", "sensitivity", "specificity",
+                                                          "balanced_accuracy", "roc_auc", "ci")}
+                         for lvl in ("window", "recording", "subject")}}
+    card = {"training_data": {"dataset": "EMGLab N2001 (biceps brachii), M. Nikolic, Rigshospitalet 2001",
+                              "subjects": sorted(set(ws.subject)), "n_windows": len(ws),
+                              "train_subjects": sorted(set(ws.subject[train])),
+                              "validation_subjects": sorted(set(ws.subject[val]))},
+            "protocol": "all subjects (no test set); validation from held-out training subjects",
+            "recipe": recipe.to_dict(), "deviations": recipe.deviations(), "seed": args.seed,
+            "evaluation": evaluation, "intended_use": INTENDED_USE, "limitations": LIMITS,
+            "rebuild": f"python scripts/build_pretrained.py --data {args.data} --task {args.task}"
+                       + (f" --evaluation {args.evaluation}" if args.evaluation else "")}
+    train_alsnet_fold(ws, fold, task, recipe, work, seed=args.seed, trainer_kw={"accelerator": "cpu", "devices": 1},
+                      progress=sys.stderr.isatty(), card=card)
+    out = args.out or (REPO / "src" / "alsnet" / "pretrained" / args.task)
+    loaded = load_model(work / "model")
+    save_model(out, loaded.model, {k: v for k, v in loaded.card.items()
+                                   if k not in ("architecture", "classes", "window", "weights_file",
+                                                "weights_sha256", "card_version")})
+    print(f"wrote {out.with_suffix('.safetensors')} and {out.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
