@@ -446,18 +446,19 @@ def read_csv(path: str | os.PathLike, fs: float | None) -> Recording:
         text = Path(path).read_text(encoding="utf-8-sig").splitlines()
     except UnicodeDecodeError:
         raise InputError("CSV is not UTF-8 text", path) from None
-    rows = [r.strip() for r in text if r.strip()]
-    if rows and not _is_number(rows[0].split(",")[0]):
-        rows = rows[1:]  # one header line is allowed
-    if not rows:
+    numbered = [(i + 1, r.strip()) for i, r in enumerate(text) if r.strip()]
+    if numbered and not _is_number(numbered[0][1].split(",")[0]):
+        numbered = numbered[1:]  # one header line is allowed
+    if not numbered:
         raise InputError("CSV holds no samples", path)
+    rows = [r for _, r in numbered]
     if any("," in r for r in rows[:5]):
         raise InputError("CSV must have exactly one column of samples", path)
     try:
         x = np.array([float(r) for r in rows], dtype=np.float64)
     except ValueError:
-        bad = next(i for i, r in enumerate(rows) if not _is_number(r))
-        raise InputError(f"CSV row {bad + 1} is not a number: {rows[bad][:40]!r}", path) from None
+        line, bad = next((n, r) for n, r in numbered if not _is_number(r))
+        raise InputError(f"CSV line {line} is not a number: {bad[:40]!r}", path) from None
     return _finalise(x, fs, path)
 
 
@@ -489,12 +490,18 @@ def read_wav(path: str | os.PathLike, scale: float | None) -> Recording:
     if scale is None:
         raise InputError("a .wav file carries no physical scale; give scale= / --scale (µV per unit)", path)
     scale = _check_scale(scale, path)
+    with open(path, "rb") as fh:
+        head = fh.read(12)
+    if head[:4] not in (b"RIFF", b"RIFX", b"RF64") or head[8:12] != b"WAVE":
+        raise InputError("not a WAV file (no RIFF/WAVE header)", path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fs, x = wavfile.read(path)
-    except Exception as e:
-        raise InputError(f"cannot read WAV ({type(e).__name__}: {e})", path) from None
+    except ValueError as e:  # scipy's own messages say what is wrong
+        raise InputError(f"cannot read WAV ({e})", path) from None
+    except Exception as e:  # scipy trips over truncated or inconsistent headers
+        raise InputError(f"WAV header is malformed or truncated ({type(e).__name__}: {e})", path) from None
     if x.ndim == 2:
         if x.shape[1] != 1:
             raise InputError(f"WAV has {x.shape[1]} channels; alsnet needs one", path)
