@@ -26,7 +26,8 @@ from pathlib import Path
 from alsnet.errors import AlsnetError
 
 PHYSIONET_BASE = "https://physionet.org/files"
-#: PhysioNet "Examples of Electromyograms": healthy, myopathy, neuropathy (ALS), 4 kHz, mV.
+#: PhysioNet "Examples of Electromyograms": three needle-EMG records (healthy, myopathy,
+#: neuropathy), 4 kHz, WFDB in mV: the reader's non-N2001 path (resampled to the model rate).
 EMGDB = {"project": "emgdb", "version": "1.0.0"}
 N2001_ARCHIVE = "emglab-n2001-bb-dev.tar.xz"
 
