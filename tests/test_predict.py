@@ -62,14 +62,15 @@ def predictor(model_path) -> Predictor:
 
 
 def write_wfdb(folder: Path, name: str, x: np.ndarray, fs: float, gain: float = 10.0,
-               offset: int = 0, invalid: slice | None = None) -> Path:
-    """A format-16 WFDB record (optionally with a byte offset and −32768 invalid samples)."""
-    d = np.clip(np.round(x * gain), -32767, 32767).astype("<i2")
+               offset: int = 0, invalid: slice | None = None, baseline: int = 0) -> Path:
+    """A format-16 WFDB record (optionally with a byte offset, a baseline and −32768
+    invalid samples)."""
+    d = np.clip(np.round(x * gain) + baseline, -32767, 32767).astype("<i2")
     if invalid is not None:
         d[invalid] = -32768
     (folder / f"{name}.bin").write_bytes(b"\0" * offset + d.tobytes())
     (folder / f"{name}.hea").write_text(f"{name} 1 {fs:g} {len(d)}\n"
-                                        f"{name}.bin 16+{offset} {gain:g}/uV\n")
+                                        f"{name}.bin 16+{offset} {gain:g}({baseline})/uV\n")
     return folder / f"{name}.hea"
 
 
@@ -129,16 +130,21 @@ def test_unbundled_model_name_is_a_clear_error(monkeypatch):
         pretrained.resolve_model("nonsense")
 
 
-@pytest.mark.parametrize("suffix", [".npy", ".csv", ".hea"])
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".hea", ".wav"])
 def test_a_3_s_recording_at_4_khz_is_resampled_into_3_windows(predictor, tmp_path, suffix):
     x = emg(3.0, 4000.0)
     if suffix == ".npy":
         np.save(tmp_path / "r.npy", x)
     elif suffix == ".csv":
         np.savetxt(tmp_path / "r.csv", x, fmt="%.4f")
+    elif suffix == ".wav":
+        from scipy.io import wavfile
+
+        wavfile.write(tmp_path / "r.wav", 4000, np.round(x * 10).astype(np.int16))
     else:
         write_wfdb(tmp_path, "r", x, 4000.0)
-    r = predictor.predict(tmp_path / f"r{suffix}", fs=None if suffix == ".hea" else 4000.0)
+    r = predictor.predict(tmp_path / f"r{suffix}", fs=4000.0 if suffix in (".npy", ".csv") else None,
+                          scale=0.1)
     # 3 s at 4 kHz → 70313 samples at 23437.5 Hz → 3 whole windows.
     assert (r["n_windows"], r["n_windows_used"]) == (3, 3)
     assert sum(r["probabilities"].values()) == pytest.approx(1.0)
@@ -174,7 +180,9 @@ def test_chunked_scoring_equals_whole_signal_scoring(predictor, tmp_path, fs, mo
     np.testing.assert_allclose(got[keep], ref.windows, rtol=0, atol=1e-4)
     monkeypatch.setattr(predictor, "engine", CheapEngine())
     monkeypatch.setattr(predictor, "chunk_windows", 7)
-    r = predictor.predict(tmp_path / "long.hea")
+    calls = []
+    r = predictor.predict(tmp_path / "long.hea", progress=lambda done, total: calls.append((done, total)))
+    assert len(calls) == 22 and calls[-1] == (150, 150)       # one call per chunk of 7 windows
     expect = predictor.decide
     p_ref = 1 / (1 + np.exp(-CheapEngine().logits(ref.windows)[:, 0] / predictor.temperature))
     assert r["n_windows"] == 150 and r["n_windows_used"] == 149
@@ -186,12 +194,26 @@ def test_wfdb_stream_reads_the_same_microvolts_as_read_recording(tmp_path):
     from alsnet.io import read_recording
 
     x = emg(2.0, 5000.0)
-    hea = write_wfdb(tmp_path, "off", x, 5000.0, gain=13.107, offset=20, invalid=slice(100, 110))
+    hea = write_wfdb(tmp_path, "off", x, 5000.0, gain=13.107, offset=20, invalid=slice(100, 110),
+                     baseline=-7)
     src, rec = open_source(hea), read_recording(hea)
     got = src.read(0, src.n_samples)
     assert src.fs == rec.fs and np.isnan(got[100:110]).all()
     np.testing.assert_allclose(got, rec.signal, rtol=1e-6, equal_nan=True)
     np.testing.assert_allclose(src.read(50, 150), rec.signal[50:150], rtol=1e-6, equal_nan=True)
+
+
+def test_wav_is_streamed_with_its_scale(tmp_path):
+    from scipy.io import wavfile
+
+    from alsnet.io import read_recording
+
+    wavfile.write(tmp_path / "a.wav", 8000, np.round(emg(1.0, 8000.0) * 10).astype(np.int16))
+    src, rec = open_source(tmp_path / "a.wav", scale=0.1), read_recording(tmp_path / "a.wav", scale=0.1)
+    assert not isinstance(src.x, np.ndarray) and src.fs == 8000.0  # read by range
+    np.testing.assert_allclose(src.read(0, src.n_samples), rec.signal, rtol=1e-6)
+    with pytest.raises(InputError, match="scale"):
+        open_source(tmp_path / "a.wav")
 
 
 def test_temperature_from_the_card_calibrates_probabilities(predictor, tmp_path):

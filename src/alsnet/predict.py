@@ -1,7 +1,7 @@
 """Diagnose recordings: stream 1-s windows through ALSNet and average their probabilities.
 
-A recording of any length is read and scored chunk by chunk (WFDB format-16/32 signals
-and ``.npy`` arrays through memory maps, other WFDB formats through
+A recording of any length is read and scored chunk by chunk (WFDB format-16/32 signals,
+``.npy`` arrays and PCM ``.wav`` by positioned reads, other WFDB formats through
 ``wfdb.rdrecord(sampfrom=, sampto=)``), resampled to the model rate per chunk with enough
 overlap that the result equals resampling the whole signal, so an hour of EMG never sits
 in memory as float64. Window probabilities use the model card's calibration temperature;
@@ -43,20 +43,50 @@ class SignalSource:
     """A single-channel signal read by sample range: ``read(a, b)`` gives float32 µV with
     NaN where invalid. The base class wraps an array (in memory or memory-mapped)."""
 
-    def __init__(self, x: np.ndarray, fs: float, name: str = "signal"):
-        self.x, self.fs, self.name = x, float(fs), name
+    def __init__(self, x: np.ndarray, fs: float, name: str = "signal", scale: float = 1.0):
+        self.x, self.fs, self.name, self.scale = x, float(fs), name, float(scale)
         self.n_samples = int(x.shape[0])
 
     def read(self, start: int, stop: int) -> np.ndarray:
         y = np.array(self.x[start:stop], dtype=np.float32)
+        if self.scale != 1.0:
+            y *= self.scale
         y[~np.isfinite(y)] = np.nan
         return y
 
 
-class WfdbSource(SignalSource):
-    """One channel of a WFDB record, read by range (memory map where the format allows)."""
+class _FileColumn:
+    """One column of a binary file of fixed-width rows, read on demand with ``np.fromfile``.
 
-    MEMMAP = {"16": ("<i2", -32768), "61": (">i2", -32768), "32": ("<i4", -2**31)}
+    Not a memory map on purpose: pages of a mapped file stay resident once touched, so an
+    hour-long recording would grow the process by the file's size.
+    """
+
+    def __init__(self, path, dtype, offset: int, n_rows: int, n_cols: int = 1, col: int = 0):
+        self.path, self.dtype, self.offset = os.fspath(path), np.dtype(dtype), int(offset)
+        self.n_cols, self.col, self.shape = int(n_cols), int(col), (int(n_rows),)
+
+    def __getitem__(self, sl: slice) -> np.ndarray:
+        a, b, _ = sl.indices(self.shape[0])
+        n = max(0, b - a)
+        d = np.fromfile(self.path, dtype=self.dtype, count=n * self.n_cols,
+                        offset=self.offset + a * self.n_cols * self.dtype.itemsize)
+        if d.size != n * self.n_cols:
+            raise InputError(f"signal file ends early (wanted samples {a}-{b})", self.path)
+        return d.reshape(n, self.n_cols)[:, self.col]
+
+
+def _unmapped(mm: np.memmap, path) -> _FileColumn | np.ndarray:
+    """A contiguous single-channel memory map as a :class:`_FileColumn`."""
+    if isinstance(mm, np.memmap) and (mm.flags.c_contiguous or mm.flags.f_contiguous):
+        return _FileColumn(path, mm.dtype, mm.offset, mm.size)
+    return mm
+
+
+class WfdbSource(SignalSource):
+    """One channel of a WFDB record, read by range (direct reads where the format allows)."""
+
+    DIRECT = {"16": ("<i2", -32768), "61": (">i2", -32768), "32": ("<i4", -2**31)}
 
     def __init__(self, path, channel: int | None = None):
         from pathlib import Path
@@ -88,8 +118,9 @@ class WfdbSource(SignalSource):
         self.mm = None
         fmt = str(h.fmt[ch])
         simple = all(not s for s in (h.skew or [])) and all(s in (None, 1) for s in (h.samps_per_frame or []))
-        if fmt in self.MEMMAP and simple:
-            dtype, self.invalid = self.MEMMAP[fmt]
+        same = {str(h.fmt[i]) for i, f in enumerate(h.file_name) if f == h.file_name[ch]} == {fmt}
+        if fmt in self.DIRECT and simple and same:
+            dtype, self.invalid = self.DIRECT[fmt]
             cols = [i for i, f in enumerate(h.file_name) if f == h.file_name[ch]]
             offset = int((h.byte_offset or [0] * n_sig)[ch] or 0)
             width = np.dtype(dtype).itemsize * len(cols)
@@ -97,8 +128,7 @@ class WfdbSource(SignalSource):
             if held < self.n_samples:
                 raise InputError(f"header says {self.n_samples} samples but the file holds {held}"
                                  f" (from byte offset {offset})", dat)
-            self.mm = np.memmap(dat, dtype=dtype, mode="r", offset=offset,
-                                shape=(self.n_samples, len(cols)))[:, cols.index(ch)]
+            self.mm = _FileColumn(dat, dtype, offset, self.n_samples, len(cols), cols.index(ch))
 
     def read(self, start: int, stop: int) -> np.ndarray:
         if self.mm is not None:
@@ -137,7 +167,30 @@ def _npy_source(path, fs: float | None) -> SignalSource:
         raise InputError(f"samples must be real numbers, got dtype {x.dtype}", path)
     if x.size == 0:
         raise InputError("recording holds no samples", path)
-    return SignalSource(x, _check_fs(fs, path), os.fspath(path))
+    return SignalSource(_unmapped(x, path), _check_fs(fs, path), os.fspath(path))
+
+
+def _wav_source(path, scale: float | None) -> SignalSource | None:
+    """A PCM ``.wav`` read by range, or None where scipy cannot map it (then read whole)."""
+    import warnings
+
+    from scipy.io import wavfile
+
+    if scale is None:
+        raise InputError("a .wav file carries no physical scale; give scale= / --scale (µV per unit)", path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", wavfile.WavFileWarning)
+            fs, x = wavfile.read(path, mmap=True)
+    except Exception:
+        return None
+    if x.ndim == 2:
+        if x.shape[1] != 1:
+            raise InputError(f"WAV has {x.shape[1]} channels; alsnet needs one", path)
+        x = x[:, 0]
+    if x.size == 0:
+        raise InputError("recording holds no samples", path)
+    return SignalSource(_unmapped(x, path), _check_fs(fs, path), os.fspath(path), scale=float(scale))
 
 
 def _check_fs(fs, name) -> float:
@@ -152,8 +205,8 @@ def _check_fs(fs, name) -> float:
 
 def open_source(path_or_array, fs: float | None = None, scale: float | None = None,
                 channel: int | None = None) -> SignalSource:
-    """A streaming view of a recording: WFDB and ``.npy`` are read by range from disk;
-    other formats (rarely long) are read whole by :func:`alsnet.io.read_recording`."""
+    """A streaming view of a recording: WFDB, ``.npy`` and PCM ``.wav`` are read by range
+    from disk; other formats (rarely long) are read whole by :func:`alsnet.io.read_recording`."""
     from pathlib import Path
 
     if isinstance(path_or_array, np.ndarray):
@@ -169,6 +222,10 @@ def open_source(path_or_array, fs: float | None = None, scale: float | None = No
         return WfdbSource(p, channel)
     if suffix == ".npy" and p.is_file() and p.stat().st_size > 0:
         return _npy_source(p, fs)
+    if suffix == ".wav" and p.is_file() and p.stat().st_size > 0:
+        src = _wav_source(p, scale)
+        if src is not None:
+            return src
     rec = read_recording(p, fs=fs, scale=scale, channel=channel)
     return SignalSource(rec.signal, rec.fs, rec.path or os.fspath(p))
 
@@ -333,9 +390,12 @@ class Predictor:
         self.chunk_windows = int(chunk_windows)
 
     def window_scores(self, source: SignalSource,
-                      progress: Callable[[int], None] | None = None) -> WindowScores:
-        """Calibrated probabilities of every valid window; windows with NaN are dropped."""
+                      progress: Callable[[int, int], None] | None = None) -> WindowScores:
+        """Calibrated probabilities of every valid window; windows with NaN are dropped.
+
+        ``progress(done, total)`` is called after each chunk with window counts."""
         starts, probas, n_windows = [], [], 0
+        total = count_windows(source)
         for st, win in iter_window_chunks(source, self.chunk_windows):
             n_windows += len(st)
             ok = np.isfinite(win).all(axis=1)
@@ -345,7 +405,7 @@ class Predictor:
                 probas.append(logits_to_probabilities(z, self.temperature))
             starts.append(st)
             if progress:
-                progress(len(ok))
+                progress(n_windows, total)
         if not probas:
             raise InputError(f"all {n_windows} window(s) contain invalid samples (policy 'drop')",
                              source.name)
@@ -359,7 +419,7 @@ class Predictor:
 
     def predict(self, path_or_array, fs: float | None = None, scale: float | None = None,
                 channel: int | None = None, errors: str = "raise",
-                progress: Callable[[int], None] | None = None) -> dict:
+                progress: Callable[[int, int], None] | None = None) -> dict:
         """Diagnose one recording (see :func:`predict`); ``errors="return"`` reports an
         :class:`AlsnetError` in the ``error`` field instead of raising it."""
         path = None if isinstance(path_or_array, np.ndarray) else os.fspath(path_or_array)

@@ -35,13 +35,21 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _bar(total: int | None, desc: str):
-    """A tqdm bar on a terminal, else nothing."""
-    if not sys.stderr.isatty():
-        return None
-    from tqdm.auto import tqdm
+class _WindowBar:
+    """``progress(done, total)`` drawn as a tqdm bar of windows (only on a terminal)."""
 
-    return tqdm(total=total, desc=desc, unit="win", leave=False, file=sys.stderr)
+    def __init__(self, desc: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=None, desc=desc, unit="win", leave=False, file=sys.stderr)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,9 +63,9 @@ def run(args: argparse.Namespace) -> int:
 
         files_bar = tqdm(total=len(args.paths), desc="recordings", unit="rec", file=sys.stderr)
     for path in args.paths:
-        bar = _bar(None, str(path)[-40:])
+        bar = _WindowBar(str(path)[-40:]) if sys.stderr.isatty() else None
         r = predictor.predict(path, fs=args.fs, scale=args.scale, channel=args.channel, errors="return",
-                              progress=bar.update if bar else None)
+                              progress=bar)
         if bar:
             bar.close()
         if r["error"]:
