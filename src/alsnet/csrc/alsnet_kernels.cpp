@@ -1,0 +1,402 @@
+// Fused CPU kernels for ALSNet (see alsnet/fastconv.py, which builds and drives them).
+//
+// Activations are time-major (N, T, C) with channels contiguous, so every transform
+// below is vectorised over channels (8 floats per AVX2 register) and every channel
+// mixing is one MKL sgemm on an L2-sized chunk of time. A dilated 1-D convolution is
+// computed with Winograd minimal filtering F(m, r): outputs t0 + d*i (i < m) of one
+// "phase" of the dilation come from inputs t0 + d*j (j < alpha = m + r - 1):
+//     y = AT [ (G w) . (BT x) ]          (per input/output channel pair)
+// so alpha small GEMMs (tiles x Cin) @ (Cin x Cout) replace r*m multiply-adds per
+// tile. With BT = identity, AT = ones and m = 1 the same code is a direct convolution.
+// Channel counts must be multiples of 8 (ALSNet: 32, 64, 128).
+#include <immintrin.h>
+#include <omp.h>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+extern "C" {
+// MKL, exported by libtorch_cpu (Fortran LP64 interface; C interface for the thread count).
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
+            const float*, const int*, const float*, const int*, const float*, float*, const int*);
+int MKL_Set_Num_Threads_Local(int);
+}
+
+namespace {
+
+struct Loader {
+  // Row s of the logical input maps to row s - off of x (zero outside [0, Tx)); each
+  // value v becomes scale*v + shift, or 0 where mask and v <= 0 (ReLU'/BN backward).
+  const float* x; int Tx; int off; int C;
+  const float* scale; const float* shift; int mask;
+};
+
+inline __m256 load_tf(const Loader& L, const float* p, int k) {
+  __m256 v = _mm256_loadu_ps(p + k);
+  if (L.scale || L.shift) {
+    __m256 s = L.scale ? _mm256_loadu_ps(L.scale + k) : _mm256_set1_ps(1.f);
+    __m256 b = L.shift ? _mm256_loadu_ps(L.shift + k) : _mm256_setzero_ps();
+    __m256 y = _mm256_fmadd_ps(v, s, b);
+    if (L.mask) y = _mm256_and_ps(y, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+    return y;
+  }
+  if (L.mask) return _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+  return v;
+}
+
+// V (A, C) = BT (A x A) applied to the A rows at logical times t0 + d*j of window xn.
+template <int A>
+inline void in_transform(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V) {
+  const float* rows[A];
+  for (int j = 0; j < A; ++j) {
+    int s = t0 + d * j - L.off;
+    rows[j] = (s >= 0 && s < L.Tx) ? xn + (size_t)s * L.C : nullptr;
+  }
+  for (int k = 0; k < L.C; k += 8) {
+    __m256 xv[A];
+    for (int j = 0; j < A; ++j) xv[j] = rows[j] ? load_tf(L, rows[j], k) : _mm256_setzero_ps();
+    for (int xi = 0; xi < A; ++xi) {
+      __m256 acc = _mm256_setzero_ps();
+      for (int j = 0; j < A; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(bt + xi * A + j), xv[j], acc);
+      _mm256_storeu_ps(V + xi * L.C + k, acc);
+    }
+  }
+}
+
+struct Fwd {
+  Loader L; int N, Tlog;                       // logical input length (after padding)
+  const float* U; int A, m, d, Cin, Cout;      // U (A, Cin, Cout)
+  const float* bias; const float* at; const float* bt;
+  int tiles; int nth;
+  float* out; int relu_out;                    // (N, To, Cout) or null
+  double* stats;                               // (nth, 2, Cout): sum, sum of squares of relu(y)
+  const float* aux; double* auxsums;           // (nth, 2, Cout): sum y, sum y*aux (aux like out)
+  float* maxmin; int* argmm;                   // (N, 2, Cout) max and min of y over time
+};
+
+constexpr int RB = 6;   // tiles per register block (6 x 16 outputs = 12 accumulators)
+constexpr int NB = 4;   // register blocks sharing one 16-column slice of U while it is in L1
+
+// U (A, Cin, Cout) repacked as (A, Cout/16, Cin, 16): each slice the micro-kernel streams
+// is contiguous.
+inline std::vector<float> pack_u(const float* U, int A, int Cin, int Cout) {
+  std::vector<float> P((size_t)A * Cin * Cout);
+  for (int xi = 0; xi < A; ++xi)
+    for (int jb = 0; jb < Cout / 16; ++jb)
+      for (int k = 0; k < Cin; ++k)
+        std::memcpy(P.data() + (((size_t)xi * (Cout / 16) + jb) * Cin + k) * 16,
+                    U + ((size_t)xi * Cin + k) * Cout + jb * 16, sizeof(float) * 16);
+  return P;
+}
+
+// For nb*RB tiles: Y[r][i][:] = sum_xi AT[i][xi] * (V[r][xi][:] @ U[xi]) -- the channel
+// mixing GEMM (a 6x16 register-blocked micro-kernel) with the inverse transform applied
+// from a small L1 buffer, so the alpha products of a tile never reach memory. V rows
+// have stride A*Cin; Y is (nb*RB, m, Cout); Up is packed by pack_u.
+template <int A>
+inline void gemm_tiles(const float* V, int nb, int Cin, const float* Up, int Cout, const float* at, int m, float* Y) {
+  const size_t vs = (size_t)A * Cin, ys = (size_t)m * Cout;
+  alignas(32) float Mb[NB][A][RB][16];
+  for (int j0 = 0; j0 < Cout; j0 += 16) {
+    for (int xi = 0; xi < A; ++xi) {
+      const float* Ux = Up + ((size_t)xi * (Cout / 16) + j0 / 16) * Cin * 16;
+      for (int b = 0; b < nb; ++b) {
+        const float* v0 = V + b * RB * vs + xi * Cin;
+        const float *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs, *v4 = v3 + vs, *v5 = v4 + vs;
+        // named accumulators: arrays of __m256 get spilled to the stack by GCC
+        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+               c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+        for (int k = 0; k < Cin; ++k) {
+          const __m256 b0 = _mm256_loadu_ps(Ux + k * 16), b1 = _mm256_loadu_ps(Ux + k * 16 + 8);
+          __m256 a;
+          a = _mm256_broadcast_ss(v0 + k); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+          a = _mm256_broadcast_ss(v1 + k); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+          a = _mm256_broadcast_ss(v2 + k); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+          a = _mm256_broadcast_ss(v3 + k); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+          a = _mm256_broadcast_ss(v4 + k); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+          a = _mm256_broadcast_ss(v5 + k); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+        }
+        float* mb = &Mb[b][xi][0][0];
+        _mm256_store_ps(mb, c00); _mm256_store_ps(mb + 8, c01); _mm256_store_ps(mb + 16, c10);
+        _mm256_store_ps(mb + 24, c11); _mm256_store_ps(mb + 32, c20); _mm256_store_ps(mb + 40, c21);
+        _mm256_store_ps(mb + 48, c30); _mm256_store_ps(mb + 56, c31); _mm256_store_ps(mb + 64, c40);
+        _mm256_store_ps(mb + 72, c41); _mm256_store_ps(mb + 80, c50); _mm256_store_ps(mb + 88, c51);
+      }
+    }
+    for (int b = 0; b < nb; ++b)
+      for (int r = 0; r < RB; ++r)
+        for (int h = 0; h < 16; h += 8) {
+          __m256 mv[A];
+          for (int xi = 0; xi < A; ++xi) mv[xi] = _mm256_load_ps(&Mb[b][xi][r][h]);
+          float* y = Y + (size_t)(b * RB + r) * ys + j0 + h;
+          for (int i = 0; i < m; ++i) {
+            __m256 acc = _mm256_setzero_ps();
+            for (int xi = 0; xi < A; ++xi) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(at + i * A + xi), mv[xi], acc);
+            _mm256_storeu_ps(y + (size_t)i * Cout, acc);
+          }
+        }
+  }
+}
+
+template <int A>
+void fwd_impl(const Fwd& P) {
+  const int m = P.m, d = P.d, Cin = P.Cin, Cout = P.Cout;
+  const int r = A - m + 1;
+  const int To = P.Tlog - (r - 1) * d;
+  if (To <= 0) return;
+  const int span = d * m;
+  const int S = (To + span - 1) / span;
+  const int G = std::max(1, P.tiles / d);
+  const int nchunk = (S + G - 1) / G;
+  const int nth = P.nth;
+  const std::vector<float> Up = pack_u(P.U, A, Cin, Cout);
+  std::vector<float> mm_part;
+  std::vector<int> arg_part;
+  if (P.maxmin) {
+    mm_part.assign((size_t)nth * P.N * 2 * Cout, 0.f);
+    arg_part.assign((size_t)nth * P.N * 2 * Cout, -1);
+    for (size_t i = 0; i < mm_part.size(); ++i) mm_part[i] = ((i / Cout) % 2 == 0) ? -INFINITY : INFINITY;
+  }
+#pragma omp parallel num_threads(nth)
+  {
+    const int tid = omp_get_thread_num();
+    const int maxt = (G * d + RB - 1) / RB * RB;
+    std::vector<float> V((size_t)maxt * A * Cin, 0.f), Y((size_t)NB * RB * m * Cout);
+    std::vector<double> st(P.stats ? 2 * Cout : 0, 0.0), ax(P.aux ? 2 * Cout : 0, 0.0);
+    alignas(32) float s1[1024], s2[1024], a1[1024], a2[1024];
+#pragma omp for schedule(dynamic, 1)
+    for (long job = 0; job < (long)P.N * nchunk; ++job) {
+      const int n = job / nchunk, ch = job % nchunk;
+      const int s0 = ch * G, s1i = std::min(S, s0 + G);
+      const int nt = (s1i - s0) * d;
+      const float* xn = P.L.x + (size_t)n * P.L.Tx * Cin;
+      for (int q = 0; q < nt; ++q) {
+        const int t0 = (s0 + q / d) * span + q % d;
+        in_transform<A>(P.L, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin);
+      }
+      if (nt % RB) std::memset(V.data() + (size_t)nt * A * Cin, 0, sizeof(float) * (RB - nt % RB) * A * Cin);
+      if (P.stats) for (int k = 0; k < Cout; ++k) { s1[k] = 0.f; s2[k] = 0.f; }
+      if (P.aux) for (int k = 0; k < Cout; ++k) { a1[k] = 0.f; a2[k] = 0.f; }
+      float* mx = P.maxmin ? mm_part.data() + ((size_t)tid * P.N + n) * 2 * Cout : nullptr;
+      int* amx = P.maxmin ? arg_part.data() + ((size_t)tid * P.N + n) * 2 * Cout : nullptr;
+      for (int q0 = 0; q0 < nt; q0 += NB * RB) {
+        const int nb = std::min(NB, (nt - q0 + RB - 1) / RB);
+        gemm_tiles<A>(V.data() + (size_t)q0 * A * Cin, nb, Cin, Up.data(), Cout, P.at, m, Y.data());
+        for (int q = q0; q < std::min(nt, q0 + nb * RB); ++q) {
+          const int t0 = (s0 + q / d) * span + q % d;
+          for (int i = 0; i < m; ++i) {
+            const int t = t0 + d * i;
+            if (t >= To) break;
+            float* y = Y.data() + ((size_t)(q - q0) * m + i) * Cout;
+            float* o = P.out ? P.out + ((size_t)n * To + t) * Cout : nullptr;
+            const float* au = P.aux ? P.aux + ((size_t)n * To + t) * Cout : nullptr;
+            const __m256i tv = _mm256_set1_epi32(t);
+            for (int k = 0; k < Cout; k += 8) {
+              const __m256 v = _mm256_add_ps(_mm256_loadu_ps(y + k), _mm256_loadu_ps(P.bias + k));
+              const __m256 rl = _mm256_max_ps(v, _mm256_setzero_ps());
+              if (o) _mm256_storeu_ps(o + k, P.relu_out ? rl : v);
+              if (P.stats) {
+                _mm256_store_ps(s1 + k, _mm256_add_ps(_mm256_load_ps(s1 + k), rl));
+                _mm256_store_ps(s2 + k, _mm256_fmadd_ps(rl, rl, _mm256_load_ps(s2 + k)));
+              }
+              if (au) {
+                _mm256_store_ps(a1 + k, _mm256_add_ps(_mm256_load_ps(a1 + k), v));
+                _mm256_store_ps(a2 + k, _mm256_fmadd_ps(v, _mm256_loadu_ps(au + k), _mm256_load_ps(a2 + k)));
+              }
+              if (mx) {
+                const __m256 hi = _mm256_loadu_ps(mx + k), lo = _mm256_loadu_ps(mx + Cout + k);
+                const __m256 gt = _mm256_cmp_ps(v, hi, _CMP_GT_OQ), lt = _mm256_cmp_ps(v, lo, _CMP_LT_OQ);
+                _mm256_storeu_ps(mx + k, _mm256_blendv_ps(hi, v, gt));
+                _mm256_storeu_ps(mx + Cout + k, _mm256_blendv_ps(lo, v, lt));
+                __m256i* ah = (__m256i*)(amx + k); __m256i* al = (__m256i*)(amx + Cout + k);
+                _mm256_storeu_si256(ah, _mm256_castps_si256(_mm256_blendv_ps(
+                    _mm256_castsi256_ps(_mm256_loadu_si256(ah)), _mm256_castsi256_ps(tv), gt)));
+                _mm256_storeu_si256(al, _mm256_castps_si256(_mm256_blendv_ps(
+                    _mm256_castsi256_ps(_mm256_loadu_si256(al)), _mm256_castsi256_ps(tv), lt)));
+              }
+            }
+          }
+        }
+      }
+      // float partials per chunk (a few hundred terms), double across chunks
+      if (P.stats) for (int k = 0; k < Cout; ++k) { st[k] += s1[k]; st[Cout + k] += s2[k]; }
+      if (P.aux) for (int k = 0; k < Cout; ++k) { ax[k] += a1[k]; ax[Cout + k] += a2[k]; }
+    }
+    if (P.stats) std::memcpy(P.stats + (size_t)tid * 2 * Cout, st.data(), sizeof(double) * 2 * Cout);
+    if (P.aux) std::memcpy(P.auxsums + (size_t)tid * 2 * Cout, ax.data(), sizeof(double) * 2 * Cout);
+  }
+  if (P.maxmin) {
+    for (int n = 0; n < P.N; ++n)
+      for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < Cout; ++k) {
+          float best = h == 0 ? -INFINITY : INFINITY; int arg = -1;
+          for (int t = 0; t < nth; ++t) {
+            size_t i = ((size_t)t * P.N + n) * 2 * Cout + h * Cout + k;
+            if (arg_part[i] < 0) continue;
+            float v = mm_part[i];
+            if (arg < 0 || (h == 0 ? v > best : v < best)) { best = v; arg = arg_part[i]; }
+          }
+          P.maxmin[((size_t)n * 2 + h) * Cout + k] = best;
+          if (P.argmm) P.argmm[((size_t)n * 2 + h) * Cout + k] = arg;
+        }
+  }
+}
+
+struct Wgrad {
+  Loader X; Loader DY;                         // input (logical length Tlog) and output gradient (To rows)
+  int N, Tlog, A, m, d, Cin, Cout;
+  const float* at; const float* bt;
+  int tiles; int nth;
+  float* dU;                                   // (nth, A, Cin, Cout), summed by the caller
+  double* dbias;                               // (nth, Cout)
+};
+
+// dU[xi] += V[xi]^T @ dM[xi] with V = BT x (as forward) and dM = AT^T dy per tile.
+template <int A>
+void wgrad_impl(const Wgrad& P) {
+  const int m = P.m, d = P.d, Cin = P.Cin, Cout = P.Cout;
+  const int r = A - m + 1;
+  const int To = P.Tlog - (r - 1) * d;
+  if (To <= 0) return;
+  const int span = d * m;
+  const int S = (To + span - 1) / span;
+  const int G = std::max(1, P.tiles / d);
+  const int nchunk = (S + G - 1) / G;
+#pragma omp parallel num_threads(P.nth)
+  {
+    int prev = MKL_Set_Num_Threads_Local(1);
+    const int tid = omp_get_thread_num();
+    const int maxt = G * d;
+    std::vector<float> V((size_t)maxt * A * Cin), M((size_t)maxt * A * Cout);
+    float* dU = P.dU + (size_t)tid * A * Cin * Cout;
+    std::fill(dU, dU + (size_t)A * Cin * Cout, 0.f);
+    std::vector<double> db(Cout, 0.0);
+    alignas(32) float dyv[1024], dbf[1024];
+#pragma omp for schedule(dynamic, 1)
+    for (long job = 0; job < (long)P.N * nchunk; ++job) {
+      const int n = job / nchunk, ch = job % nchunk;
+      const int s0 = ch * G, s1i = std::min(S, s0 + G);
+      const int nt = (s1i - s0) * d;
+      const float* xn = P.X.x + (size_t)n * P.X.Tx * Cin;
+      const float* gn = P.DY.x + (size_t)n * P.DY.Tx * Cout;
+      for (int k = 0; k < Cout; ++k) dbf[k] = 0.f;
+      for (int q = 0; q < nt; ++q) {
+        const int t0 = (s0 + q / d) * span + q % d;
+        in_transform<A>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin);
+        float* Mq = M.data() + (size_t)q * A * Cout;
+        std::fill(Mq, Mq + (size_t)A * Cout, 0.f);
+        for (int i = 0; i < m; ++i) {
+          const int t = t0 + d * i;
+          if (t >= To) break;
+          const int s = t - P.DY.off;
+          if (s < 0 || s >= P.DY.Tx) continue;
+          for (int k = 0; k < Cout; k += 8) _mm256_store_ps(dyv + k, load_tf(P.DY, gn + (size_t)s * Cout, k));
+          for (int k = 0; k < Cout; ++k) dbf[k] += dyv[k];
+          for (int xi = 0; xi < A; ++xi) {
+            const float c = P.at[i * A + xi];
+            if (c == 0.f) continue;
+            for (int k = 0; k < Cout; ++k) Mq[xi * Cout + k] += c * dyv[k];
+          }
+        }
+      }
+      const float one = 1.f;
+      const int lda = A * Cout, ldb = A * Cin, ldc = Cout;
+      for (int xi = 0; xi < A; ++xi)
+        sgemm_("N", "T", &Cout, &Cin, &nt, &one, M.data() + xi * Cout, &lda, V.data() + xi * Cin, &ldb,
+               &one, dU + (size_t)xi * Cin * Cout, &ldc);
+      for (int k = 0; k < Cout; ++k) db[k] += dbf[k];
+    }
+    for (int k = 0; k < Cout; ++k) P.dbias[(size_t)tid * Cout + k] = db[k];
+    MKL_Set_Num_Threads_Local(prev);
+  }
+}
+
+}  // namespace
+
+extern "C" {
+
+int alsnet_abi_version() { return 1; }
+
+#define ALSNET_DISPATCH(FN, P)                       \
+  switch ((P).A) {                                   \
+    case 4: FN<4>(P); return 0;                      \
+    case 6: FN<6>(P); return 0;                      \
+    case 7: FN<7>(P); return 0;                      \
+    case 8: FN<8>(P); return 0;                      \
+    case 9: FN<9>(P); return 0;                      \
+    case 10: FN<10>(P); return 0;                    \
+    case 11: FN<11>(P); return 0;                    \
+    case 12: FN<12>(P); return 0;                    \
+    case 13: FN<13>(P); return 0;                    \
+    case 14: FN<14>(P); return 0;                    \
+    default: return 1;                               \
+  }
+
+int alsnet_wino_fwd(const Fwd* p) {
+  if (p->Cin % 8 || p->Cout % 16 || p->Cout > 1024) return 2;
+  ALSNET_DISPATCH(fwd_impl, *p)
+}
+
+int alsnet_wino_wgrad(const Wgrad* p) {
+  if (p->Cin % 8 || p->Cout % 8 || p->Cout > 1024) return 2;
+  ALSNET_DISPATCH(wgrad_impl, *p)
+}
+
+// First layer (one input channel, few taps): z[t, c] = b[c] + sum_j w[j, c] x[t + j].
+// Stores relu(z) (or z), and per-thread sum / sum of squares of relu(z).
+int alsnet_conv1(const float* x, int N, int T, const float* w, int K, int C, const float* b,
+                 float* out, int relu_out, double* stats, int nth) {
+  if (C % 8 || C > 64) return 2;
+  const int To = T - K + 1;
+  if (To <= 0) return 0;
+  const int chunk = 512;
+  const int nchunk = (To + chunk - 1) / chunk;
+#pragma omp parallel num_threads(nth)
+  {
+    const int tid = omp_get_thread_num();
+    std::vector<double> st(stats ? 2 * C : 0, 0.0);
+    alignas(32) float s1[64], s2[64];
+#pragma omp for schedule(dynamic, 4)
+    for (long job = 0; job < (long)N * nchunk; ++job) {
+      const int n = job / nchunk, t1 = (job % nchunk) * chunk, t2 = std::min(To, t1 + chunk);
+      const float* xn = x + (size_t)n * T;
+      for (int k = 0; k < C; ++k) { s1[k] = 0.f; s2[k] = 0.f; }
+      for (int k = 0; k < C; k += 8) {
+        const __m256 bias = _mm256_loadu_ps(b + k);
+        __m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
+        for (int t = t1; t < t2; ++t) {
+          __m256 acc = bias;
+          for (int j = 0; j < K; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(xn + t + j), _mm256_loadu_ps(w + j * C + k), acc);
+          __m256 rl = _mm256_max_ps(acc, _mm256_setzero_ps());
+          _mm256_storeu_ps(out + ((size_t)n * To + t) * C + k, relu_out ? rl : acc);
+          a1 = _mm256_add_ps(a1, rl); a2 = _mm256_fmadd_ps(rl, rl, a2);
+        }
+        _mm256_storeu_ps(s1 + k, a1); _mm256_storeu_ps(s2 + k, a2);
+      }
+      if (stats) for (int k = 0; k < C; ++k) { st[k] += s1[k]; st[C + k] += s2[k]; }
+    }
+    if (stats) std::memcpy(stats + (size_t)tid * 2 * C, st.data(), sizeof(double) * 2 * C);
+  }
+  return 0;
+}
+
+// In place: g = (r > 0) ? a*g + c1 + c2*r : 0, per channel (ReLU' and BatchNorm backward).
+int alsnet_bn_relu_bwd(float* g, const float* r, long rows, int C, const float* a, const float* c1,
+                       const float* c2, int nth) {
+  if (C % 8) return 2;
+#pragma omp parallel for num_threads(nth) schedule(static)
+  for (long i = 0; i < rows; ++i) {
+    float* gi = g + i * C; const float* ri = r + i * C;
+    for (int k = 0; k < C; k += 8) {
+      __m256 rv = _mm256_loadu_ps(ri + k);
+      __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(gi + k),
+                                 _mm256_fmadd_ps(_mm256_loadu_ps(c2 + k), rv, _mm256_loadu_ps(c1 + k)));
+      _mm256_storeu_ps(gi + k, _mm256_and_ps(v, _mm256_cmp_ps(rv, _mm256_setzero_ps(), _CMP_GT_OQ)));
+    }
+  }
+  return 0;
+}
+
+}  // extern "C"
