@@ -34,14 +34,13 @@ DISCLAIMER = ("alsnet is research software, not a medical device: its output is 
 CHUNK_WINDOWS = 32
 #: Windows per forward pass (one window's activations are about 25 MB in float32).
 BATCH_SIZE = 8
-BACKENDS = ("auto", "torch", "eager", "onnx")
 
 
 # --------------------------------------------------------------------------- sources
 
 class SignalSource:
     """A single-channel signal read by sample range: ``read(a, b)`` gives float32 µV with
-    NaN where invalid. The base class wraps an array (in memory or memory-mapped)."""
+    NaN where invalid. The base class wraps an array (in memory, or read by range)."""
 
     def __init__(self, x: np.ndarray, fs: float, name: str = "signal", scale: float = 1.0):
         self.x, self.fs, self.name, self.scale = x, float(fs), name, float(scale)
@@ -110,12 +109,12 @@ class WfdbSource(SignalSource):
         dat = stem.parent / h.file_name[ch]
         if not dat.exists():
             raise InputError(f"signal file {dat.name} named by the header is missing", dat)
-        self.stem, self.ch, self.fs, self.name = stem, ch, float(h.fs), str(hea)
+        self.stem, self.ch, self.fs, self.name = stem, ch, _check_fs(h.fs, hea), str(hea)
         self.n_samples = int(h.sig_len)
         self.uv = UNIT_TO_UV[unit.strip().lower()]
         self.gain = float(h.adc_gain[ch] or 200.0)  # WFDB: gain 0 means the default 200
         self.baseline = float((h.baseline or [0] * n_sig)[ch] or 0)
-        self.mm = None
+        self.direct = None
         fmt = str(h.fmt[ch])
         simple = all(not s for s in (h.skew or [])) and all(s in (None, 1) for s in (h.samps_per_frame or []))
         same = {str(h.fmt[i]) for i, f in enumerate(h.file_name) if f == h.file_name[ch]} == {fmt}
@@ -128,11 +127,11 @@ class WfdbSource(SignalSource):
             if held < self.n_samples:
                 raise InputError(f"header says {self.n_samples} samples but the file holds {held}"
                                  f" (from byte offset {offset})", dat)
-            self.mm = _FileColumn(dat, dtype, offset, self.n_samples, len(cols), cols.index(ch))
+            self.direct = _FileColumn(dat, dtype, offset, self.n_samples, len(cols), cols.index(ch))
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        if self.mm is not None:
-            d = np.asarray(self.mm[start:stop])
+        if self.direct is not None:
+            d = np.asarray(self.direct[start:stop])
             y = ((d.astype(np.float64) - self.baseline) * (self.uv / self.gain)).astype(np.float32)
             y[d == self.invalid] = np.nan
             return y
@@ -217,6 +216,8 @@ def open_source(path_or_array, fs: float | None = None, scale: float | None = No
             raise InputError(f"expected a non-empty 1-D numeric array, got shape {x.shape} {x.dtype}")
         return SignalSource(x, _check_fs(fs, "array"), "array")
     p = Path(path_or_array)
+    if p.is_dir():
+        raise InputError("is a folder, not a recording file (no recordings found in it)", p)
     suffix = p.suffix.lower()
     if suffix in (".hea", ".dat", ".bin") or (suffix == "" and p.with_suffix(".hea").exists()):
         return WfdbSource(p, channel)
@@ -232,61 +233,26 @@ def open_source(path_or_array, fs: float | None = None, scale: float | None = No
 
 # --------------------------------------------------------------------------- engines
 
-class _EagerEngine:
-    """Plain PyTorch inference, used until :mod:`alsnet.fast` is available."""
-
-    name = "eager"
-
-    def __init__(self, model, threads: int | None = None):
-        import torch
-
-        if threads:
-            torch.set_num_threads(int(threads))
-        self.model = model.eval()
-
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
-        with torch.no_grad():
-            t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None, :]
-            return self.model(t).numpy()
-
-
 def make_engine(model, backend: str = "auto", threads: int | None = None):
-    """An object with ``.logits(x (N, T) float32) -> (N, n_outputs)`` and ``.name``."""
+    """An engine with ``.logits(x (N, T) float32 µV) -> (N, n_outputs)`` and ``.name``.
+
+    ``"onnx"`` runs the graph that ``alsnet export`` writes (:class:`alsnet.export.OnnxEngine`);
+    ``"torch"`` is the plain ``nn.Module`` (``"eager"``); anything else, ``"auto"`` included,
+    is an :class:`alsnet.fast.InferenceEngine` backend.
+    """
     if backend == "onnx":
         from alsnet.export import OnnxEngine
 
         return OnnxEngine(model, threads=threads)
-    try:
-        from alsnet.fast import InferenceEngine, available_backends
-    except ModuleNotFoundError as e:
-        if e.name != "alsnet.fast":
-            raise
-        if backend not in BACKENDS:
-            raise AlsnetError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}") from None
-        return _EagerEngine(model, threads)
-    name = "eager" if backend == "torch" else backend
-    known = set(BACKENDS) | set(available_backends())
-    if name not in known:
-        raise AlsnetError(f"unknown backend {backend!r}; choose from {', '.join(sorted(known))}")
-    return InferenceEngine(model, backend=name, threads=threads)
+    from alsnet.fast import InferenceEngine
+
+    return InferenceEngine(model, backend="eager" if backend == "torch" else backend, threads=threads)
 
 
 def logits_to_probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """Calibrated probabilities ``(n, n_classes)``: sigmoid/softmax of ``logits / T``."""
-    try:
-        from alsnet.calibration import apply_temperature
-    except ModuleNotFoundError as e:
-        if e.name != "alsnet.calibration":
-            raise
-        from scipy.special import expit, softmax
+    from alsnet.calibration import apply_temperature
 
-        z = np.asarray(logits, dtype=np.float64) / float(temperature)
-        if z.shape[-1] == 1:
-            p = expit(z[:, 0])
-            return np.stack([1 - p, p], axis=1)
-        return softmax(z, axis=1)
     return np.asarray(apply_temperature(logits, float(temperature)), dtype=np.float64)
 
 

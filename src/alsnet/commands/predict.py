@@ -17,14 +17,17 @@ def register(sub) -> None:
                     "Exit status 0 when every file was scored, 1 when some failed. "
                     "Research software, not a medical device.")
     p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="recording files (WFDB .hea, .npy, .csv, .wav, .edf)")
+                   help="recording files (WFDB .hea, .npy, .csv, .wav, .edf) or folders of them")
     p.add_argument("--model", default="als-vs-normal", metavar="NAME|FILE",
                    help="bundled model (als-vs-normal, three-class) or a saved .safetensors model "
                         "(default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list of {path, label, probabilities, n_windows, n_windows_used, error}")
     p.add_argument("--backend", default="auto", metavar="NAME",
-                   help="inference backend: auto, torch or onnx (default: %(default)s)")
+                   help="inference backend: auto (fastest faithful one here), torch (the plain "
+                        "PyTorch module), onnx (the graph alsnet export writes, cached under the "
+                        "user cache), or an alsnet.fast backend such as folded or winograd "
+                        "(default: %(default)s)")
     p.add_argument("--fs", type=float, default=None, metavar="HZ", help="sampling rate of .npy/.csv files")
     p.add_argument("--scale", type=float, default=None, metavar="UV", help="µV per unit of .wav samples")
     p.add_argument("--channel", type=int, default=None, metavar="N",
@@ -56,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
     from alsnet.predict import DISCLAIMER, Predictor
 
     predictor = Predictor(args.model, backend=args.backend, batch_size=args.batch, threads=args.threads)
+    paths = _expand(args.paths)
     results = []
     files_bar = None
-    if len(args.paths) > 1 and sys.stderr.isatty():
+    if len(paths) > 1 and sys.stderr.isatty():
         from tqdm.auto import tqdm
 
-        files_bar = tqdm(total=len(args.paths), desc="recordings", unit="rec", file=sys.stderr)
-    for path in args.paths:
+        files_bar = tqdm(total=len(paths), desc="recordings", unit="rec", file=sys.stderr)
+    for path in paths:
         bar = _WindowBar(str(path)[-40:]) if sys.stderr.isatty() else None
         r = predictor.predict(path, fs=args.fs, scale=args.scale, channel=args.channel, errors="return",
                               progress=bar)
@@ -86,6 +90,19 @@ def run(args: argparse.Namespace) -> int:
             print(f"{n_bad} of {len(results)} recording(s) could not be scored (see the errors above)")
         print(f"[{DISCLAIMER}]")
     return 1 if any(r["error"] for r in results) else 0
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Folders become the recordings found in them (one ``.hea`` per WFDB record)."""
+    from pathlib import Path
+
+    from alsnet.io import find_recordings
+
+    out = []
+    for p in paths:
+        found = [str(f) for f in find_recordings(p)] if Path(p).is_dir() else [p]
+        out += found or [p]  # an empty folder is reported as a failed path
+    return out
 
 
 def _print_result(r: dict) -> None:
