@@ -16,7 +16,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Callable, Iterator
 
 import numpy as np
@@ -260,8 +259,9 @@ def logits_to_probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.
 
 def _ratio(fs: float) -> tuple[int, int]:
     """(up, down) exactly as :func:`alsnet.windows.resample_to_model_rate` chooses them."""
-    r = Fraction(MODEL_FS / fs).limit_denominator(10_000)
-    return r.numerator, r.denominator
+    from alsnet.windows import resample_ratio
+
+    return resample_ratio(fs)
 
 
 def n_model_samples(n_samples: int, fs: float) -> int:

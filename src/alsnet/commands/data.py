@@ -16,6 +16,7 @@ def register(sub) -> None:
     info.add_argument("--fs", type=float, default=None, help="sampling rate for .npy/.csv files (Hz)")
     info.add_argument("--scale", type=float, default=None, help="µV per unit for .wav files")
     info.set_defaults(func=run_info)
+    register_kaggle(dsub)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -64,3 +65,35 @@ def print_summary(s: dict) -> None:
     print(f"{'subject':<10}{'class':<10}{'recordings':>11}{'seconds':>10}{'invalid':>10}")
     for k, v in s["by_subject"].items():
         print(f"{k:<10}{(v['label'] or '?'):<10}{v['recordings']:>11}{v['duration_s']:>10.1f}{v['n_invalid']:>10}")
+
+
+def register_kaggle(dsub) -> None:
+    k = dsub.add_parser("kaggle", help="read the authors' Kaggle pickles (X_train.pkl, ...): needs --trust-pickle")
+    k.add_argument("folder", metavar="FOLDER", help="folder holding X_train.pkl, y_train.pkl, ...")
+    k.add_argument("--trust-pickle", action="store_true",
+                   help="unpickle the files (this runs code from them: only for files you trust)")
+    k.add_argument("--export", metavar="OUT.npz", help="save the windows and labels as a safe .npz")
+    k.set_defaults(func=run_kaggle)
+
+
+def run_kaggle(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from alsnet.checkpoint import atomic_write_bytes
+    from alsnet.pickles import read_kaggle_split
+
+    parts = read_kaggle_split(args.folder, trust_pickle=args.trust_pickle)
+    for name, arr in parts.items():
+        extra = ""
+        if name.startswith("y_"):
+            vals, counts = np.unique(arr, return_counts=True)
+            extra = "  classes " + ", ".join(f"{v}: {c}" for v, c in zip(vals, counts))
+        print(f"{name:<8} {str(arr.shape):<16} {arr.dtype}{extra}")
+    if args.export:
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **parts)
+        atomic_write_bytes(args.export, buf.getvalue())
+        print(f"wrote {args.export}")
+    return 0
