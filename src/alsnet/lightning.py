@@ -189,7 +189,7 @@ class ALSNetModule(L.LightningModule):
         bn.running_var.copy_(f.var(0, unbiased=True))
         self.model.train(was_training)
 
-    def on_validation_epoch_start(self) -> None:
+    def _recalibrate_if_cropping(self) -> None:
         if not self.recipe.train_crop or self.trainer.sanity_checking:
             return
         dm = self.trainer.datamodule
@@ -213,14 +213,38 @@ class ALSNetModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         loss = self._loss(logits, y)
+        self._val_sum = self._val_sum + loss.detach().cpu() * len(y)
+        self._val_n += len(y)
         self.log("val_loss", loss, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.log("val_accuracy", self._correct(logits, y).mean(), prog_bar=True, batch_size=len(y), sync_dist=True)
 
     def configure_optimizers(self):
         r = self.recipe
         opt = torch.optim.Adam(self.model.parameters(), lr=r.lr, betas=tuple(r.betas), eps=r.adam_eps)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        # The plateau schedule is stepped by hand right after validation, so the epoch
+        # checkpoint (written when validation ends) already holds this epoch's step: a
+        # resumed run follows the same learning-rate path as an uninterrupted one.
+        self.plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
             opt, mode="min", factor=r.plateau_factor, patience=r.plateau_patience,
             threshold=r.plateau_min_delta, threshold_mode="abs", min_lr=r.min_lr)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "monitor": "val_loss",
-                                                    "interval": "epoch", "frequency": 1}}
+        return opt
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_sum = torch.zeros(())
+        self._val_n = 0
+        self._recalibrate_if_cropping()
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or self._val_n == 0 or getattr(self, "plateau", None) is None:
+            return
+        if getattr(self, "_plateau_state", None) is not None:
+            self.plateau.load_state_dict(self._plateau_state)
+            self._plateau_state = None
+        self.plateau.step(float(self._val_sum) / self._val_n)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        if getattr(self, "plateau", None) is not None:
+            checkpoint["alsnet_plateau"] = self.plateau.state_dict()
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._plateau_state = checkpoint.get("alsnet_plateau")
