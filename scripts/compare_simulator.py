@@ -75,7 +75,7 @@ def measure(paths: list[Path]) -> dict:
         d["zc"].append(float(np.mean(np.sum(np.diff(np.sign(win), axis=1) != 0, axis=1))))
         d["medf"].append(float(f[np.searchsorted(c, c[-1] / 2)]))
         d["psd"].append(psd)
-        c0 = int(np.argmax(np.abs(x[: int(3 * rec.fs)])))  # the largest potential in the first 3 s
+        c0 = int(np.argmax(np.abs(np.diff(x[: int(3 * rec.fs)]))))  # the sharpest potential in the first 3 s
         c0 = min(max(c0, int(0.02 * rec.fs)), len(x) - int(0.03 * rec.fs))
         d["snip"].append(x[c0 - int(0.02 * rec.fs): c0 + int(0.03 * rec.fs)])
         d["freq"] = f
@@ -111,7 +111,8 @@ def q(v) -> str:
 
 def print_table(real: dict, sim: dict) -> None:
     print("\nper-recording medians over 1-s windows; median [IQR] across recordings")
-    print(f"{'class':<9}{'src':<5}{'n':>4}  {'RMS µV':<18}{'peak-to-peak µV':<20}{'zero cross./s':<20}{'median freq Hz':<18}")
+    print(f"{'class':<9}{'src':<5}{'n':>4}  {'RMS µV':<18}{'peak-to-peak µV':<20}"
+          f"{'zero cross./s':<20}{'median freq Hz':<18}")
     for cls in CLASSES:
         for name, d in (("real", real.get(cls)), ("sim", sim.get(cls))):
             if d:
@@ -174,7 +175,8 @@ def figure(real: dict, sim: dict, out: Path) -> None:
             t = np.arange(len(s)) / 23.4375
             a.plot(t, s - 800 * i, color=COLOURS[cls], lw=0.7)
             a.text(0.5, -800 * i + 250, cls, fontsize=8, color=COLOURS[cls])
-        a.set(xlabel="ms", ylabel="µV (offset per class)", title=f"50 ms around the largest potential, median-RMS {name} recording")
+        a.set(xlabel="ms", ylabel="µV (offset per class)",
+              title=f"{name}: 50 ms around the sharpest potential\n(median-RMS recording per class)")
         a.set_ylim(-2300, 700)
     fig.suptitle("alsnet simulate vs EMGLab N2001 (biceps brachii, concentric needle)")
     fig.tight_layout()
@@ -209,7 +211,7 @@ def main(argv=None) -> int:
         sim = measure(sorted(sdir.glob("N2001*.hea")))
         print_table(real, sim)
         print("\nsimulated MUAPs (units near the needle, low force): p10/median/p90")
-        for cls, m in muap_table(args.seed, 8).items():
+        for cls, m in muap_table(args.seed, 20).items():
             print(f"{cls:<9} n={m['n']:<4} peak-to-peak {m['ptp'].round(0)} µV, duration {m['dur'].round(1)} ms, "
                   f"polyphasic {m['poly']:.0f}%, discharge-to-discharge amplitude CV {m['ampcv']:.1f}%")
         figure(real, sim, args.out)
