@@ -82,8 +82,11 @@ def test_same_seed_gives_the_same_metrics(sim_data, tmp_path):
     b = _train(sim_data, tmp_path / "b", "--protocol", "paper", "--max-epochs", "2")
     pa = pd.read_csv(tmp_path / "a" / "predictions.csv")
     pb = pd.read_csv(tmp_path / "b" / "predictions.csv")
-    np.testing.assert_allclose(pa["p_als"], pb["p_als"], atol=1e-6)
-    assert a["window"]["confusion_matrix"] == b["window"]["confusion_matrix"]
+    # Multi-threaded float reductions may differ in the last bits; the results may not.
+    np.testing.assert_allclose(pa["p_als"], pb["p_als"], atol=1e-4)
+    for lvl in ("window", "recording", "subject"):
+        assert a[lvl]["confusion_matrix"] == b[lvl]["confusion_matrix"]
+        assert a[lvl]["roc_auc"] == pytest.approx(b[lvl]["roc_auc"], abs=1e-6)
 
 
 def _cli(*args: str) -> list[str]:

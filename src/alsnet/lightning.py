@@ -41,7 +41,7 @@ class Recipe:
     train_crop: float | None = None
     #: Use alsnet.fast.train_forward (same function, faster) where available.
     fast: bool = True
-    #: With crops: whole training windows used to re-estimate the dense BatchNorm's statistics.
+    #: With crops: whole training windows used to re-estimate the BatchNorm statistics.
     recalibration_windows: int = 192
 
     def deviations(self) -> list[str]:
@@ -54,9 +54,9 @@ class Recipe:
                 out.append(f"{k}={getattr(self, k)} (paper {getattr(ref, k)})")
         if self.train_crop is not None:
             out.append(f"train_crop={self.train_crop:g} s random crops for training "
-                       f"(paper: whole 1-s windows; validation and test use whole windows; the dense "
-                       f"BatchNorm statistics are re-estimated on {self.recalibration_windows} whole "
-                       f"training windows before each validation)")
+                       f"(paper: whole 1-s windows; validation and test use whole windows; BatchNorm "
+                       f"statistics are re-estimated on {self.recalibration_windows} whole training "
+                       f"windows before each validation)")
         return out
 
     def to_dict(self) -> dict:
@@ -169,25 +169,33 @@ class ALSNetModule(L.LightningModule):
             ds.epoch = self.current_epoch
 
     @torch.no_grad()
-    def recalibrate_dense_bn(self, x: torch.Tensor, batch: int = 32) -> None:
-        """Re-estimate the dense BatchNorm's statistics on whole windows ``x`` (N, T).
+    def recalibrate_bn(self, x: torch.Tensor, batch: int = 32) -> None:
+        """Re-estimate every BatchNorm's statistics on whole windows ``x`` (N, T).
 
-        The max over a short crop is smaller than the max over a whole window, so statistics
-        gathered while training on crops do not fit whole-window inputs. The convolution
-        blocks' statistics are per time step and do not depend on the length.
+        Two reasons, both only when training on crops: the max over a short crop is smaller
+        than over a whole window, so the dense BatchNorm's statistics gathered on crops do
+        not fit whole windows; and with the reference momentum (0.01) a short run has not
+        yet moved the running statistics far from their initial values. This is "precise
+        BatchNorm" (Wu & Johnson, 2021): the average of per-batch statistics over whole
+        windows in one pass, with each batch normalised by its own statistics as in training.
         """
         was_training = self.model.training
-        self.model.eval()
-        feats = []
-        for i in range(0, len(x), batch):
-            xb = x[i:i + batch].unsqueeze(1)
-            h = self.model.features(xb).amax(-1)             # (n, 128)
-            feats.append(self.model.dense[1](self.model.dense[0](h)))  # (n, 64) pre-BN
-        f = torch.cat(feats)
-        bn = self.model.dense[2]
-        bn.running_mean.copy_(f.mean(0))
-        bn.running_var.copy_(f.var(0, unbiased=True))
-        self.model.train(was_training)
+        bns = [m for m in self.model.modules() if isinstance(m, nn.BatchNorm1d)]
+        momenta = [bn.momentum for bn in bns]
+        for bn in bns:
+            bn.reset_running_stats()
+            bn.momentum = None  # cumulative average over the pass
+        self.model.train()
+        try:
+            for i in range(0, len(x), batch):
+                xb = x[i:i + batch]
+                if len(xb) < 2:
+                    break
+                self.model(xb.unsqueeze(1))
+        finally:
+            for bn, m in zip(bns, momenta):
+                bn.momentum = m
+            self.model.train(was_training)
 
     def _recalibrate_if_cropping(self) -> None:
         if not self.recipe.train_crop or self.trainer.sanity_checking:
@@ -198,7 +206,7 @@ class ALSNetModule(L.LightningModule):
         x = dm.train_set.x
         n = min(self.recipe.recalibration_windows, len(x))
         idx = np.random.default_rng((dm.seed, self.current_epoch, 104729)).choice(len(x), n, replace=False)
-        self.recalibrate_dense_bn(x[np.sort(idx)])
+        self.recalibrate_bn(x[np.sort(idx)])
 
     def training_step(self, batch, batch_idx):
         x, y = batch
