@@ -96,13 +96,15 @@ def winograd_matrices(m: int, r: int) -> tuple[torch.Tensor, torch.Tensor, torch
 def transform_weight(w: torch.Tensor, m: int) -> torch.Tensor:
     """``U (a, Cin, Cout)`` float32 from a Conv1d weight ``(Cout, Cin, r)`` (computed in float64)."""
     _, G, _ = winograd_matrices(m, w.shape[-1])
-    return torch.einsum("ar,ocr->aco", G, w.detach().double()).float().contiguous()
+    with single_thread():
+        return torch.einsum("ar,ocr->aco", G, w.detach().double()).float().contiguous()
 
 
 def weight_grad_from_u(dU: torch.Tensor, m: int, r: int) -> torch.Tensor:
     """Conv1d weight gradient ``(Cout, Cin, r)`` from the gradient of ``U`` ``(a, Cin, Cout)``."""
     _, G, _ = winograd_matrices(m, r)
-    return torch.einsum("ar,aco->ocr", G, dU.double()).float()
+    with single_thread():
+        return torch.einsum("ar,aco->ocr", G, dU.double()).float()
 
 
 # --------------------------------------------------------------------------- building the library
@@ -166,7 +168,7 @@ class _Wgrad(ctypes.Structure):
                 ("dU", ctypes.c_void_p), ("dbias", ctypes.c_void_p)]
 
 
-_ABI = 1
+_ABI = 3
 _lib = None
 _lib_error: str | None = None
 
@@ -198,6 +200,8 @@ def kernels():
         lib.alsnet_conv1.argtypes = [P, ctypes.c_int, ctypes.c_int, P, ctypes.c_int, ctypes.c_int, P,
                                      P, ctypes.c_int, P, ctypes.c_int]
         lib.alsnet_bn_relu_bwd.argtypes = [P, P, ctypes.c_long, ctypes.c_int, P, P, P, ctypes.c_int]
+        I = ctypes.c_int  # noqa: E741
+        lib.alsnet_candidates.argtypes = [P, I, I, I, P, P, I, I, P, P, I]
         _lib = lib
     except Exception as e:  # no compiler, no AVX2, read-only cache...: plain PyTorch instead
         _lib_error = f"{type(e).__name__}: {e}"
@@ -224,6 +228,22 @@ def threads() -> int:
     return max(1, torch.get_num_threads())
 
 
+class single_thread:
+    """Run small tensor ops on one thread: on a busy 2-core machine a parallel region
+    around a 1-ms op can wait a whole scheduler time slice for its second thread."""
+
+    def __enter__(self):
+        self.n = torch.get_num_threads()
+        if self.n != 1:
+            torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        if self.n != 1:
+            torch.set_num_threads(self.n)
+        return False
+
+
 def conv1(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, relu: bool = True,
           stats: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """First layer: ``x (N, T)`` → ``(N, T-K+1, C)``; ``w`` is ``(K, C)``. Optional sums of relu."""
@@ -238,20 +258,21 @@ def conv1(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, relu: bool = Tru
     return out, (st.sum(0) if stats else None)
 
 
-def _loader(x: torch.Tensor, off: int = 0, scale=None, shift=None, mask: bool = False) -> _Loader:
+def _loader(x: torch.Tensor, off: int = 0, scale=None, shift=None, mask: int = 0) -> _Loader:
     return _Loader(x.data_ptr(), x.shape[1], off, x.shape[2], _ptr(scale), _ptr(shift), int(mask))
 
 
 def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: int, *,
-              pad: int = 0, scale=None, shift=None, mask: bool = False,
+              pad: int = 0, scale=None, shift=None, mask: int = 0,
               out: bool = True, relu: bool = False, stats: bool = False, aux: torch.Tensor | None = None,
               maxmin: bool = False, tiles: int = 96) -> dict:
     """Dilated correlation of ``x (N, T, Cin)`` (time-major) by Winograd F(m, r).
 
     The input seen by the filter is ``x`` padded with ``pad`` zero rows on both sides,
-    each value mapped to ``scale*v + shift`` (or 0 where ``mask`` and ``v <= 0``). Returns a
-    dict with what was asked: ``out (N, To, Cout)`` (ReLU'd if ``relu``), ``stats (2, Cout)``
-    float64 sums of relu(y) and relu(y)^2, ``auxsums (2, Cout)`` sums of y and y*aux, and
+    each value mapped to ``scale*v + shift`` (``mask=1``: 0 where ``v <= 0``; ``mask=2``:
+    ``scale*relu(v) + shift``). Returns a dict with what was asked: ``out (N, To, Cout)``
+    (ReLU'd if ``relu``), ``stats (2, Cout)`` float64 sums of relu(y) and relu(y)^2,
+    ``auxsums (2, Cout)`` sums of y and y*relu(aux), and
     ``maxmin (N, 2, Cout)`` / ``argmm`` (int32) the largest and smallest y over time.
     """
     lib = kernels()
@@ -285,11 +306,12 @@ def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: i
 
 
 def wino_wgrad(x: torch.Tensor, dy: torch.Tensor, m: int, r: int, d: int, *,
-               xscale=None, xshift=None, dyscale=None, dyshift=None, dymask: bool = False,
+               xscale=None, xshift=None, xmask: int = 0, dyscale=None, dyshift=None, dymask: int = 0,
                tiles: int = 96) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of a dilated correlation's weight (as ``U (a, Cin, Cout)``) and bias.
 
-    ``x (N, T, Cin)`` is the layer input (mapped by ``xscale``/``xshift``), ``dy (N, To, Cout)``
+    ``x (N, T, Cin)`` is the layer input (mapped by ``xscale``/``xshift``/``xmask`` as in
+    :func:`wino_conv`), ``dy (N, To, Cout)``
     the output gradient (mapped by ``dyscale``/``dyshift``, zero where ``dymask`` and
     ``dy <= 0``: lets the caller pass the pre-activation and build the gradient on the fly).
     """
@@ -302,7 +324,7 @@ def wino_wgrad(x: torch.Tensor, dy: torch.Tensor, m: int, r: int, d: int, *,
     at32, bt32 = AT.float().contiguous(), BT.float().contiguous()
     dU = torch.empty(nth, A, Cin, Cout)
     db = torch.zeros(nth, Cout, dtype=torch.float64)
-    p = _Wgrad(_loader(x, 0, xscale, xshift, False), _loader(dy, 0, dyscale, dyshift, dymask),
+    p = _Wgrad(_loader(x, 0, xscale, xshift, xmask), _loader(dy, 0, dyscale, dyshift, dymask),
                N, Tx, A, m, d, Cin, Cout, at32.data_ptr(), bt32.data_ptr(), tiles, nth,
                dU.data_ptr(), db.data_ptr())
     _check(lib.alsnet_wino_wgrad(ctypes.byref(p)), "wino_wgrad")
@@ -321,5 +343,24 @@ def bn_relu_bwd_(g: torch.Tensor, r: torch.Tensor, a: torch.Tensor, c1: torch.Te
     return g
 
 
+def candidates(z: torch.Tensor, thr: torch.Tensor, k: int, sgn: torch.Tensor | None = None,
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Times ``t`` with ``sgn[c]*z[n, t, c] >= thr[n, c]`` (or ``|z| < thr`` when ``sgn`` is None).
+
+    Returns ``(idx (N, C, k) int32, count (N, C))``: only the first ``k`` times per
+    ``(n, c)`` are stored; ``count`` may exceed ``k``.
+    """
+    lib = kernels()
+    N, T, C = z.shape
+    idx = torch.zeros(N, C, k, dtype=torch.int32)
+    cnt = torch.zeros(N, C, dtype=torch.int32)
+    thr = thr.float().expand(N, C).contiguous()
+    near = sgn is None
+    sgn = torch.ones(C) if near else sgn.float().contiguous()
+    _check(lib.alsnet_candidates(z.data_ptr(), N, T, C, thr.data_ptr(), sgn.data_ptr(), k, int(near),
+                                 idx.data_ptr(), cnt.data_ptr(), threads()), "candidates")
+    return idx, cnt
+
+
 __all__ = ["winograd_matrices", "transform_weight", "weight_grad_from_u", "kernels", "kernels_error",
-           "conv1", "wino_conv", "wino_wgrad", "bn_relu_bwd_", "POINTS"]
+           "conv1", "wino_conv", "wino_wgrad", "bn_relu_bwd_", "candidates", "single_thread", "threads", "POINTS"]

@@ -28,18 +28,20 @@ namespace {
 
 struct Loader {
   // Row s of the logical input maps to row s - off of x (zero outside [0, Tx)); each
-  // value v becomes scale*v + shift, or 0 where mask and v <= 0 (ReLU'/BN backward).
+  // value v becomes scale*v + shift; mask 1: 0 where v <= 0 (ReLU' and BN backward);
+  // mask 2: scale*max(v, 0) + shift (BN after ReLU, from the pre-activation).
   const float* x; int Tx; int off; int C;
   const float* scale; const float* shift; int mask;
 };
 
 inline __m256 load_tf(const Loader& L, const float* p, int k) {
   __m256 v = _mm256_loadu_ps(p + k);
+  if (L.mask == 2) v = _mm256_max_ps(v, _mm256_setzero_ps());
   if (L.scale || L.shift) {
     __m256 s = L.scale ? _mm256_loadu_ps(L.scale + k) : _mm256_set1_ps(1.f);
     __m256 b = L.shift ? _mm256_loadu_ps(L.shift + k) : _mm256_setzero_ps();
     __m256 y = _mm256_fmadd_ps(v, s, b);
-    if (L.mask) y = _mm256_and_ps(y, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+    if (L.mask == 1) y = _mm256_and_ps(y, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
     return y;
   }
   if (L.mask) return _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
@@ -72,7 +74,7 @@ struct Fwd {
   int tiles; int nth;
   float* out; int relu_out;                    // (N, To, Cout) or null
   double* stats;                               // (nth, 2, Cout): sum, sum of squares of relu(y)
-  const float* aux; double* auxsums;           // (nth, 2, Cout): sum y, sum y*aux (aux like out)
+  const float* aux; double* auxsums;           // (nth, 2, Cout): sum y, sum y*relu(aux) (aux like out)
   float* maxmin; int* argmm;                   // (N, 2, Cout) max and min of y over time
 };
 
@@ -203,7 +205,8 @@ void fwd_impl(const Fwd& P) {
               }
               if (au) {
                 _mm256_store_ps(a1 + k, _mm256_add_ps(_mm256_load_ps(a1 + k), v));
-                _mm256_store_ps(a2 + k, _mm256_fmadd_ps(v, _mm256_loadu_ps(au + k), _mm256_load_ps(a2 + k)));
+                _mm256_store_ps(a2 + k, _mm256_fmadd_ps(v, _mm256_max_ps(_mm256_loadu_ps(au + k), _mm256_setzero_ps()),
+                                                        _mm256_load_ps(a2 + k)));
               }
               if (mx) {
                 const __m256 hi = _mm256_loadu_ps(mx + k), lo = _mm256_loadu_ps(mx + Cout + k);
@@ -317,7 +320,7 @@ void wgrad_impl(const Wgrad& P) {
 
 extern "C" {
 
-int alsnet_abi_version() { return 1; }
+int alsnet_abi_version() { return 3; }
 
 #define ALSNET_DISPATCH(FN, P)                       \
   switch ((P).A) {                                   \
@@ -394,6 +397,36 @@ int alsnet_bn_relu_bwd(float* g, const float* r, long rows, int C, const float* 
       __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(gi + k),
                                  _mm256_fmadd_ps(_mm256_loadu_ps(c2 + k), rv, _mm256_loadu_ps(c1 + k)));
       _mm256_storeu_ps(gi + k, _mm256_and_ps(v, _mm256_cmp_ps(rv, _mm256_setzero_ps(), _CMP_GT_OQ)));
+    }
+  }
+  return 0;
+}
+
+// Positions where sgn[c]*z[n, t, c] >= thr[n, c] (near = 0), or |z[n, t, c]| < thr[n, c]
+// (near = 1): up to K per (n, c) in idx (N, C, K), their number in cnt (N, C) (may
+// exceed K: only the first K are stored).
+int alsnet_candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int K,
+                      int near, int* idx, int* cnt, int nth) {
+  if (C % 8) return 2;
+#pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
+  for (int n = 0; n < N; ++n) {
+    int* cn = cnt + (size_t)n * C;
+    int* id = idx + (size_t)n * C * K;
+    const float* th = thr + (size_t)n * C;
+    for (int c = 0; c < C; ++c) cn[c] = 0;
+    for (int t = 0; t < T; ++t) {
+      const float* zr = z + ((size_t)n * T + t) * C;
+      for (int k = 0; k < C; k += 8) {
+        const __m256 z8 = _mm256_loadu_ps(zr + k), t8 = _mm256_loadu_ps(th + k);
+        int mask = near ? _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), z8), t8, _CMP_LT_OQ))
+                        : _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(z8, _mm256_loadu_ps(sgn + k)), t8, _CMP_GE_OQ));
+        while (mask) {
+          const int c = k + __builtin_ctz(mask);
+          mask &= mask - 1;
+          if (cn[c] < K) id[(size_t)c * K + cn[c]] = t;
+          ++cn[c];
+        }
+      }
     }
   }
   return 0;
