@@ -14,9 +14,9 @@ from pathlib import Path
 def register(sub) -> None:
     p = sub.add_parser("demo", help="simulate EMG, train ALSNet, evaluate on held-out subjects (minutes, offline)")
     p.add_argument("--out", default="alsnet-demo", metavar="DIR", help="demo folder (default ./alsnet-demo)")
-    p.add_argument("--subjects", type=int, default=5, help="simulated subjects per class (default 5)")
-    p.add_argument("--recordings", type=int, default=3, help="recordings per subject (default 3)")
-    p.add_argument("--epochs", type=int, default=8, help="training epochs (default 8)")
+    p.add_argument("--subjects", type=int, default=8, help="simulated subjects per class (default 8)")
+    p.add_argument("--recordings", type=int, default=2, help="recordings per subject (default 2)")
+    p.add_argument("--epochs", type=int, default=6, help="training epochs (default 6)")
     p.add_argument("--train-crop", type=float, default=0.1, metavar="SECONDS",
                    help="random training crops (default 0.1 s; test uses whole windows)")
     p.add_argument("--seed", type=int, default=0)
