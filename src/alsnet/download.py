@@ -23,6 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from alsnet.checkpoint import sha256_file
 from alsnet.errors import AlsnetError
 
 PHYSIONET_BASE = "https://physionet.org/files"
@@ -32,12 +33,6 @@ EMGDB = {"project": "emgdb", "version": "1.0.0"}
 N2001_ARCHIVE = "emglab-n2001-bb-dev.tar.xz"
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def parse_sha256sums(text: str) -> dict[str, str]:
