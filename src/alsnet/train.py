@@ -174,6 +174,11 @@ def fit_calibration(logits: np.ndarray, y: np.ndarray) -> dict:
     if len(np.unique(y)) < 2:
         return {"temperature": 1.0, "method": "none (validation has one class)"}
     t = float(fit_temperature(logits, y))
+    if not 0.02 < t < 50.0:
+        # On perfectly separated validation windows the likelihood keeps improving as the
+        # temperature goes to zero: no calibration can be learnt from them.
+        return {"temperature": 1.0, "method": f"none (fit ran to its bound, T={t:.3g}: "
+                                              "validation windows perfectly separated)"}
     return {"temperature": t, "method": "temperature scaling on validation windows",
             "ece_before": float(expected_calibration_error(apply_temperature(logits, 1.0), y)),
             "ece_after": float(expected_calibration_error(apply_temperature(logits, t), y))}
