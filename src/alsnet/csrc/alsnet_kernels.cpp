@@ -48,9 +48,11 @@ inline __m256 load_tf(const Loader& L, const float* p, int k) {
   return v;
 }
 
-// V (A, C) = BT (A x A) applied to the A rows at logical times t0 + d*j of window xn.
+// BT (A x A) applied to the A rows at logical times t0 + d*j of window xn; output xi,
+// channels k..k+7 go to V + xi*xs + (k/8)*ks.
 template <int A>
-inline void in_transform(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V) {
+inline void in_transform(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V, size_t xs,
+                         size_t ks) {
   const float* rows[A];
   for (int j = 0; j < A; ++j) {
     int s = t0 + d * j - L.off;
@@ -62,7 +64,7 @@ inline void in_transform(const Loader& L, const float* xn, int t0, int d, const 
     for (int xi = 0; xi < A; ++xi) {
       __m256 acc = _mm256_setzero_ps();
       for (int j = 0; j < A; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(bt + xi * A + j), xv[j], acc);
-      _mm256_storeu_ps(V + xi * L.C + k, acc);
+      _mm256_storeu_ps(V + xi * xs + (k / 8) * ks, acc);
     }
   }
 }
@@ -176,7 +178,7 @@ void fwd_impl(const Fwd& P) {
       const float* xn = P.L.x + (size_t)n * P.L.Tx * Cin;
       for (int q = 0; q < nt; ++q) {
         const int t0 = (s0 + q / d) * span + q % d;
-        in_transform<A>(P.L, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin);
+        in_transform<A>(P.L, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin, Cin, 8);
       }
       if (nt % RB) std::memset(V.data() + (size_t)nt * A * Cin, 0, sizeof(float) * (RB - nt % RB) * A * Cin);
       if (P.stats) for (int k = 0; k < Cout; ++k) { s1[k] = 0.f; s2[k] = 0.f; }
@@ -256,7 +258,31 @@ struct Wgrad {
   double* dbias;                               // (nth, Cout)
 };
 
-// dU[xi] += V[xi]^T @ dM[xi] with V = BT x (as forward) and dM = AT^T dy per tile.
+// du[r][0:8] += sum_q v[q][r] * mm[q][0:8], r < 8: one register block of the weight
+// gradient GEMM dU[xi] = V[xi]^T @ dM[xi], reduced over nt tiles. v and mm are packed
+// (q, 8), so both stream contiguously.
+inline void wg_micro(const float* v, const float* mm, int nt, float* du, int Cout) {
+  __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  for (int q = 0; q < nt; ++q) {
+    const float* vq = v + q * 8;
+    const __m256 b = _mm256_loadu_ps(mm + q * 8);
+    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 0), b, c0);
+    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 1), b, c1);
+    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 2), b, c2);
+    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 3), b, c3);
+    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 4), b, c4);
+    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 5), b, c5);
+    c6 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 6), b, c6);
+    c7 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 7), b, c7);
+  }
+#define ALSNET_ADD(R, C) _mm256_storeu_ps(du + R * Cout, _mm256_add_ps(_mm256_loadu_ps(du + R * Cout), C));
+  ALSNET_ADD(0, c0) ALSNET_ADD(1, c1) ALSNET_ADD(2, c2) ALSNET_ADD(3, c3)
+  ALSNET_ADD(4, c4) ALSNET_ADD(5, c5) ALSNET_ADD(6, c6) ALSNET_ADD(7, c7)
+#undef ALSNET_ADD
+}
+
+// dU[xi] += V[xi]^T @ dM[xi] with V = BT x (as forward) and dM = AT^T dy per tile, both
+// stored (xi, channel/8, tile, 8) so that each register block streams contiguously.
 template <int A>
 void wgrad_impl(const Wgrad& P) {
   const int m = P.m, d = P.d, Cin = P.Cin, Cout = P.Cout;
@@ -269,14 +295,14 @@ void wgrad_impl(const Wgrad& P) {
   const int nchunk = (S + G - 1) / G;
 #pragma omp parallel num_threads(P.nth)
   {
-    int prev = MKL_Set_Num_Threads_Local(1);
     const int tid = omp_get_thread_num();
     const int maxt = G * d;
-    std::vector<float> V((size_t)maxt * A * Cin), M((size_t)maxt * A * Cout);
+    const size_t vx = (size_t)maxt * Cin, mx = (size_t)maxt * Cout, ks = (size_t)maxt * 8;
+    std::vector<float> V((size_t)A * vx), M((size_t)A * mx);
     float* dU = P.dU + (size_t)tid * A * Cin * Cout;
     std::fill(dU, dU + (size_t)A * Cin * Cout, 0.f);
     std::vector<double> db(Cout, 0.0);
-    alignas(32) float dyv[1024], dbf[1024];
+    alignas(32) float dbf[1024];
 #pragma omp for schedule(dynamic, 1)
     for (long job = 0; job < (long)P.N * nchunk; ++job) {
       const int n = job / nchunk, ch = job % nchunk;
@@ -287,32 +313,36 @@ void wgrad_impl(const Wgrad& P) {
       for (int k = 0; k < Cout; ++k) dbf[k] = 0.f;
       for (int q = 0; q < nt; ++q) {
         const int t0 = (s0 + q / d) * span + q % d;
-        in_transform<A>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin);
-        float* Mq = M.data() + (size_t)q * A * Cout;
-        std::fill(Mq, Mq + (size_t)A * Cout, 0.f);
+        in_transform<A>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * 8, vx, ks);
+        const float* rows[16];
         for (int i = 0; i < m; ++i) {
-          const int t = t0 + d * i;
-          if (t >= To) break;
-          const int s = t - P.DY.off;
-          if (s < 0 || s >= P.DY.Tx) continue;
-          for (int k = 0; k < Cout; k += 8) _mm256_store_ps(dyv + k, load_tf(P.DY, gn + (size_t)s * Cout, k));
-          for (int k = 0; k < Cout; ++k) dbf[k] += dyv[k];
+          const int s = t0 + d * i - P.DY.off;
+          rows[i] = (t0 + d * i < To && s >= 0 && s < P.DY.Tx) ? gn + (size_t)s * Cout : nullptr;
+        }
+        for (int k = 0; k < Cout; k += 8) {
+          __m256 dv[16];
+          __m256 sum = _mm256_loadu_ps(dbf + k);
+          for (int i = 0; i < m; ++i) {
+            dv[i] = rows[i] ? load_tf(P.DY, rows[i], k) : _mm256_setzero_ps();
+            sum = _mm256_add_ps(sum, dv[i]);
+          }
+          _mm256_storeu_ps(dbf + k, sum);
+          float* mq = M.data() + (size_t)(k / 8) * ks + (size_t)q * 8;
           for (int xi = 0; xi < A; ++xi) {
-            const float c = P.at[i * A + xi];
-            if (c == 0.f) continue;
-            for (int k = 0; k < Cout; ++k) Mq[xi * Cout + k] += c * dyv[k];
+            __m256 acc = _mm256_setzero_ps();
+            for (int i = 0; i < m; ++i) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(P.at + i * A + xi), dv[i], acc);
+            _mm256_storeu_ps(mq + xi * mx, acc);
           }
         }
       }
-      const float one = 1.f;
-      const int lda = A * Cout, ldb = A * Cin, ldc = Cout;
       for (int xi = 0; xi < A; ++xi)
-        sgemm_("N", "T", &Cout, &Cin, &nt, &one, M.data() + xi * Cout, &lda, V.data() + xi * Cin, &ldb,
-               &one, dU + (size_t)xi * Cin * Cout, &ldc);
+        for (int jb = 0; jb < Cout / 8; ++jb)
+          for (int cb = 0; cb < Cin / 8; ++cb)
+            wg_micro(V.data() + xi * vx + cb * ks, M.data() + xi * mx + jb * ks, nt,
+                     dU + ((size_t)xi * Cin + cb * 8) * Cout + jb * 8, Cout);
       for (int k = 0; k < Cout; ++k) db[k] += dbf[k];
     }
     for (int k = 0; k < Cout; ++k) P.dbias[(size_t)tid * Cout + k] = db[k];
-    MKL_Set_Num_Threads_Local(prev);
   }
 }
 
@@ -343,7 +373,7 @@ int alsnet_wino_fwd(const Fwd* p) {
 }
 
 int alsnet_wino_wgrad(const Wgrad* p) {
-  if (p->Cin % 8 || p->Cout % 8 || p->Cout > 1024) return 2;
+  if (p->Cin % 8 || p->Cout % 8 || p->Cout > 1024 || p->m > 16) return 2;
   ALSNET_DISPATCH(wgrad_impl, *p)
 }
 
