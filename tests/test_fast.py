@@ -195,6 +195,21 @@ def test_train_forward_on_a_full_window_batch():
     _assert_float_tolerance(make_model(1).train(), torch.from_numpy(emg(2, 23437))[:, None])
 
 
+@needs_kernels
+def test_train_forward_with_flat_channels_and_without_gradients():
+    """A conv3 channel with zero weights is constant in time: every time ties for the max
+    pool and is re-evaluated exactly (in bounded blocks); gradients still match eager. With
+    gradients off (validation) the re-evaluation is skipped and logits match to rounding."""
+    base = make_model(1).train()
+    with torch.no_grad():
+        base.features[6].weight[:8].zero_()
+    x = torch.from_numpy(emg(3, 6000))[:, None]
+    _assert_float_tolerance(base, x)
+    m = copy.deepcopy(base).eval()
+    with torch.no_grad():
+        assert _rel(train_forward(m, x), m(x)) < 1e-4
+
+
 def test_train_forward_falls_back_where_the_fast_path_does_not_apply():
     m = make_model().train()
     x = torch.from_numpy(emg(3, 200)).double()[:, None]

@@ -54,16 +54,24 @@ def exact_z2_rows(r1, n, t, c2, a1, s1, block: int = 4096) -> torch.Tensor:
     return out
 
 
-def exact_z3(r1, n, t, c, c2, c3, a1, s1, a2, s2) -> torch.Tensor:
-    """conv3 pre-activation at ``(n, t, c)`` (float64), every layer direct from ``r1``."""
+def exact_z3(r1, n, t, c, c2, c3, a1, s1, a2, s2, block: int = 16384) -> torch.Tensor:
+    """conv3 pre-activation at ``(n, t, c)`` (float64), every layer direct from ``r1``.
+
+    Candidates are taken ``block`` at a time, so memory stays bounded (~100 MB) even when
+    a flat channel makes every time of a window a candidate.
+    """
     T1 = r1.shape[1]
-    uniq, inv = torch.unique(n * T1 + t, return_inverse=True)
-    rows = (uniq % T1)[:, None] + 3 * torch.arange(7)                                # (U, 7)
-    un = (uniq // T1)[:, None].expand_as(rows).reshape(-1)
-    z2 = exact_z2_rows(r1, un, rows.reshape(-1), c2, a1, s1).reshape(len(uniq), 7, -1)
-    h2 = z2.clamp_min(0) * a2 + s2                                                   # (U, 7, 64)
     w3, b3 = c3.weight.detach().double(), c3.bias.detach().double()
-    return torch.einsum("kjo,koj->k", h2[inv], w3[c]) + b3[c]
+    out = torch.empty(len(n), dtype=torch.float64)
+    for i in range(0, len(n), block):
+        nb, tb, cb = n[i:i + block], t[i:i + block], c[i:i + block]
+        uniq, inv = torch.unique(nb * T1 + tb, return_inverse=True)
+        rows = (uniq % T1)[:, None] + 3 * torch.arange(7)                            # (U, 7)
+        un = (uniq // T1)[:, None].expand_as(rows).reshape(-1)
+        z2 = exact_z2_rows(r1, un, rows.reshape(-1), c2, a1, s1).reshape(len(uniq), 7, -1)
+        h2 = z2.clamp_min(0) * a2 + s2                                               # (U, 7, 64)
+        out[i:i + block] = torch.einsum("kjo,koj->k", h2[inv], w3[cb]) + b3[cb]
+    return out
 
 
 def _candidates(z, thr, sgn=None):

@@ -112,7 +112,7 @@ class _Features(torch.autograd.Function):
     """x (N, 1, T) → BN3(ReLU(conv3(...))) max-pooled over time, (N, 128)."""
 
     @staticmethod
-    def forward(ctx, x, model, train, *params):
+    def forward(ctx, x, model, train, refine, *params):
         f = model.features
         c1, bn1, c2, bn2, c3, bn3 = f[0], f[2], f[3], f[5], f[6], f[8]
         N, _, T = x.shape
@@ -129,7 +129,7 @@ class _Features(torch.autograd.Function):
         z2 = res2["out"]
         n2 = N * z2.shape[1]
         with fc.single_thread():
-            st2 = res2["stats"] if M2 == 1 else fr.fix_z2_signs(z2, r1, res2["maxmin"], res2["stats"], c2, a1, s1)
+            st2 = res2["stats"] if M2 == 1 or not refine else fr.fix_z2_signs(z2, r1, res2["maxmin"], res2["stats"], c2, a1, s1)
             a2, s2, mu2, sg2 = _bn_consts(st2[0], st2[1], n2, bn2, train)
             w3f, b3f = _fold(c3.weight, c3.bias, a2, s2)
         # conv3 on h2 = a2*relu(z2) + s2 (folded) → z3 kept, its max/min  (N, T3, 128)
@@ -142,7 +142,7 @@ class _Features(torch.autograd.Function):
             sgn = torch.where(pos, 1.0, -1.0).double()
             zsel = torch.where(pos, res3["maxmin"][:, 0], res3["maxmin"][:, 1]).double()  # (N, 128)
             tsel = torch.where(pos, res3["argmm"][:, 0], res3["argmm"][:, 1]).long()
-            if TILES["forward"] != (1, 1):
+            if TILES["forward"] != (1, 1) and refine:
                 zsel, tsel = fr.refine_pool(z3, res3["maxmin"], zsel, tsel, sgn, r1, c2, c3, a1, s1, a2, s2)
             p = (a3 * zsel.clamp_min(0) + s3).float()
         ctx.save_for_backward(xs, r1, z2, z3, zsel, tsel)
@@ -208,7 +208,7 @@ class _Features(torch.autograd.Function):
         f32 = lambda t: t.float()  # noqa: E731
         grads = (dW1, db1, f32(dg1), f32(db1n), dW2, dbias2.float(), f32(dg2), f32(db2n),
                  dW3, db3, f32(dg3), f32(db3n))
-        return (None, None, None, *grads)
+        return (None, None, None, None, *grads)
 
 
 def fast_forward(model: ALSNet, x: torch.Tensor) -> torch.Tensor:
@@ -216,7 +216,11 @@ def fast_forward(model: ALSNet, x: torch.Tensor) -> torch.Tensor:
     f = model.features
     params = (f[0].weight, f[0].bias, f[2].weight, f[2].bias, f[3].weight, f[3].bias,
               f[5].weight, f[5].bias, f[6].weight, f[6].bias, f[8].weight, f[8].bias)
-    p = _Features.apply(x, model, f[2].training, *params)   # (N, 128)
+    # The exact re-evaluation of near-tie decisions only matters for gradients: without
+    # them (validation) it is skipped, and the logits differ from eager by Winograd
+    # rounding alone, as on the inference engines.
+    refine = torch.is_grad_enabled() and any(q.requires_grad for q in params)
+    p = _Features.apply(x, model, f[2].training, refine, *params)   # (N, 128)
     return model.out(model.dense(p))
 
 
