@@ -74,14 +74,18 @@ def exact_z3(r1, n, t, c, c2, c3, a1, s1, a2, s2, block: int = 16384) -> torch.T
     return out
 
 
-def _candidates(z, thr, sgn=None):
-    """``(n, t, c)`` of the candidates (see :func:`alsnet.fastconv.candidates`), all of them."""
+def _candidates(z, thr, sgn=None, gather_over: bool = True):
+    """``(n, t, c)`` of the candidates (see :func:`alsnet.fastconv.candidates`).
+
+    Columns with more than ``MAX_PER`` candidates are flat stretches; they are gathered
+    whole when ``gather_over``, else left to the kernel's decision.
+    """
     idx, cnt = fc.candidates(z, thr, MAX_PER, sgn)
     ok = cnt <= MAX_PER
     n, c, k = torch.nonzero(ok[:, :, None] & (torch.arange(MAX_PER) < cnt[:, :, None]), as_tuple=True)
     t = idx[n, c, k].long()
     over = torch.nonzero(~ok, as_tuple=True)
-    if len(over[0]):  # flat stretches: gather those columns whole
+    if gather_over and len(over[0]):  # flat stretches: gather those columns whole
         extra = []
         for nn, cc in zip(*over):
             col = z[nn, :, cc]
@@ -115,7 +119,11 @@ def refine_pool(z3, maxmin3, zsel, tsel, sgn, r1, c2, c3, a1, s1, a2, s2):
     """Exact value and time of the max pool's winner per (window, channel)."""
     N, _, C = z3.shape
     scale = maxmin3.abs().amax((0, 1)).double()
-    n, t, c = _candidates(z3, sgn * zsel - EPS * scale, sgn)
+    # A flat stretch of conv3 (a quiet or constant piece of signal: every time within EPS
+    # of the max) is left to the kernel's choice of time: the input patches there are
+    # alike, so the gradient hardly depends on which one wins, and gathering them all
+    # cost seconds per step on real data.
+    n, t, c = _candidates(z3, sgn * zsel - EPS * scale, sgn, gather_over=False)
     if len(n) == 0:
         return zsel, tsel
     z = exact_z3(r1, n, t, c, c2, c3, a1, s1, a2, s2)
