@@ -77,8 +77,9 @@ def main(argv=None) -> int:
             "protocol": "all subjects (no test set); validation from held-out training subjects",
             "recipe": recipe.to_dict(), "deviations": recipe.deviations(), "seed": args.seed,
             "evaluation": evaluation, "intended_use": INTENDED_USE, "limitations": LIMITS,
-            "rebuild": f"python scripts/build_pretrained.py --data {args.data} --task {args.task}"
-                       + (f" --evaluation {args.evaluation}" if args.evaluation else "")}
+            "rebuild": (f"python scripts/build_pretrained.py --data {args.data} --task {args.task} "
+                        f"--max-epochs {args.max_epochs} --train-crop {args.train_crop:g} --seed {args.seed}"
+                        + (f" --evaluation {args.evaluation}" if args.evaluation else ""))}
     train_alsnet_fold(ws, fold, task, recipe, work, seed=args.seed, trainer_kw={"accelerator": "cpu", "devices": 1},
                       progress=sys.stderr.isatty(), card=card)
     out = args.out or (REPO / "src" / "alsnet" / "pretrained" / args.task)
