@@ -140,3 +140,24 @@ def test_ddp_with_two_cpu_processes_trains(sim_data, tmp_path):
     hist = pd.read_csv(out / "history.csv")
     assert len(hist) == 2 and np.isfinite(hist["train_loss"]).all()
     assert (out / "metrics.json").is_file() and (out / "model.safetensors").is_file()
+
+
+def test_a_last_batch_of_one_window_is_dropped_instead_of_crashing(tmp_path):
+    """2449 LOSO training windows at batch 48 left one window for the last batch, which
+    BatchNorm cannot normalise in training mode: that batch (and only that) is dropped."""
+    import lightning as L
+
+    from alsnet.labels import get_task
+    from alsnet.lightning import ALSNetModule, Recipe, WindowDataModule
+
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((9, 400)) * 50).astype(np.float32)
+    y = np.array([0, 1] * 4 + [0])
+    dm = WindowDataModule(x, y, x[:4], y[:4], batch_size=4, crop=None, seed=0)
+    assert [len(b[1]) for b in dm.train_dataloader()] == [4, 4]
+    dm10 = WindowDataModule(x[:6], y[:6], x[:4], y[:4], batch_size=4, crop=None, seed=0)
+    assert [len(b[1]) for b in dm10.train_dataloader()] == [4, 2]
+    module = ALSNetModule(get_task("als-vs-normal"), Recipe(max_epochs=1, batch_size=4))
+    L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+              enable_model_summary=False, default_root_dir=tmp_path).fit(module, datamodule=dm)
+    assert module.current_epoch == 1

@@ -120,7 +120,11 @@ class WindowDataModule(L.LightningDataModule):
             from torch.utils.data.distributed import DistributedSampler
 
             sampler = DistributedSampler(self.train_set, shuffle=True, seed=self.seed)
-        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=0)
+        # A last batch of one window cannot be batch-normalised in training mode (PyTorch
+        # refuses; Keras would divide by a zero variance): drop it, and only then.
+        drop_last = len(sampler) % self.batch_size == 1
+        return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=0,
+                          drop_last=drop_last)
 
     def val_dataloader(self):
         return DataLoader(self.val_set, batch_size=max(self.batch_size, 32), shuffle=False, num_workers=0)
