@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+import types
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
@@ -441,3 +443,13 @@ def predict(path_or_array, fs: float | None = None, model: str | os.PathLike | L
 
 __all__ = ["DISCLAIMER", "Predictor", "WindowScores", "count_windows", "iter_window_chunks",
            "logits_to_probabilities", "make_engine", "predict"]
+
+
+class _CallableModule(types.ModuleType):
+    """Importing this submodule rebinds ``alsnet.predict`` to it; calling it still works."""
+
+    def __call__(self, *args, **kwargs):
+        return predict(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
