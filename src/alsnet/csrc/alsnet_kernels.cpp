@@ -144,16 +144,31 @@ inline void gemm_tiles(const float* V, int nb, int Cin, const float* Up, int Cou
   }
 }
 
+// How the output times of one window are cut into Winograd tiles and the tiles into
+// jobs; the forward and the weight-gradient kernels must cut them alike. Tile row s holds
+// d interleaved tiles of m outputs each (dilation d); a job takes G rows of one window.
+struct Tiling {
+  int d, To, span, S, G, nchunk;
+  Tiling(int A, int m, int d_, int Tlog, int tiles) : d(d_) {
+    const int r = A - m + 1;
+    To = Tlog - (r - 1) * d;
+    span = d * m;
+    S = To > 0 ? (To + span - 1) / span : 0;
+    G = std::max(1, tiles / d);
+    nchunk = (S + G - 1) / G;
+  }
+  int first_row(int ch) const { return ch * G; }
+  int tiles_in(int ch) const { return (std::min(S, ch * G + G) - ch * G) * d; }
+  // first output time of tile q of the job starting at row s0
+  int t0(int s0, int q) const { return (s0 + q / d) * span + q % d; }
+};
+
 template <int A>
 void fwd_impl(const Fwd& P) {
   const int m = P.m, d = P.d, Cin = P.Cin, Cout = P.Cout;
-  const int r = A - m + 1;
-  const int To = P.Tlog - (r - 1) * d;
-  if (To <= 0) return;
-  const int span = d * m;
-  const int S = (To + span - 1) / span;
-  const int G = std::max(1, P.tiles / d);
-  const int nchunk = (S + G - 1) / G;
+  const Tiling tl(A, m, d, P.Tlog, P.tiles);
+  if (tl.To <= 0) return;
+  const int To = tl.To;
   const int nth = P.nth;
   const std::vector<float> Up = pack_u(P.U, A, Cin, Cout);
   std::vector<float> mm_part;
@@ -166,18 +181,16 @@ void fwd_impl(const Fwd& P) {
 #pragma omp parallel num_threads(nth)
   {
     const int tid = omp_get_thread_num();
-    const int maxt = (G * d + RB - 1) / RB * RB;
+    const int maxt = (tl.G * d + RB - 1) / RB * RB;
     std::vector<float> V((size_t)maxt * A * Cin, 0.f), Y((size_t)NB * RB * m * Cout);
     std::vector<double> st(P.stats ? 2 * Cout : 0, 0.0), ax(P.aux ? 2 * Cout : 0, 0.0);
     alignas(32) float s1[1024], s2[1024], a1[1024], a2[1024];
 #pragma omp for schedule(dynamic, 1)
-    for (long job = 0; job < (long)P.N * nchunk; ++job) {
-      const int n = job / nchunk, ch = job % nchunk;
-      const int s0 = ch * G, s1i = std::min(S, s0 + G);
-      const int nt = (s1i - s0) * d;
+    for (long job = 0; job < (long)P.N * tl.nchunk; ++job) {
+      const int n = job / tl.nchunk, s0 = tl.first_row(job % tl.nchunk), nt = tl.tiles_in(job % tl.nchunk);
       const float* xn = P.L.x + (size_t)n * P.L.Tx * Cin;
       for (int q = 0; q < nt; ++q) {
-        const int t0 = (s0 + q / d) * span + q % d;
+        const int t0 = tl.t0(s0, q);
         in_transform<A>(P.L, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin, Cin, 8);
       }
       if (nt % RB) std::memset(V.data() + (size_t)nt * A * Cin, 0, sizeof(float) * (RB - nt % RB) * A * Cin);
@@ -189,7 +202,7 @@ void fwd_impl(const Fwd& P) {
         const int nb = std::min(NB, (nt - q0 + RB - 1) / RB);
         gemm_tiles<A>(V.data() + (size_t)q0 * A * Cin, nb, Cin, Up.data(), Cout, P.at, m, Y.data());
         for (int q = q0; q < std::min(nt, q0 + nb * RB); ++q) {
-          const int t0 = (s0 + q / d) * span + q % d;
+          const int t0 = tl.t0(s0, q);
           for (int i = 0; i < m; ++i) {
             const int t = t0 + d * i;
             if (t >= To) break;
@@ -286,17 +299,13 @@ inline void wg_micro(const float* v, const float* mm, int nt, float* du, int Cou
 template <int A>
 void wgrad_impl(const Wgrad& P) {
   const int m = P.m, d = P.d, Cin = P.Cin, Cout = P.Cout;
-  const int r = A - m + 1;
-  const int To = P.Tlog - (r - 1) * d;
-  if (To <= 0) return;
-  const int span = d * m;
-  const int S = (To + span - 1) / span;
-  const int G = std::max(1, P.tiles / d);
-  const int nchunk = (S + G - 1) / G;
+  const Tiling tl(A, m, d, P.Tlog, P.tiles);
+  if (tl.To <= 0) return;
+  const int To = tl.To;
 #pragma omp parallel num_threads(P.nth)
   {
     const int tid = omp_get_thread_num();
-    const int maxt = G * d;
+    const int maxt = tl.G * d;
     const size_t vx = (size_t)maxt * Cin, mx = (size_t)maxt * Cout, ks = (size_t)maxt * 8;
     std::vector<float> V((size_t)A * vx), M((size_t)A * mx);
     float* dU = P.dU + (size_t)tid * A * Cin * Cout;
@@ -304,15 +313,13 @@ void wgrad_impl(const Wgrad& P) {
     std::vector<double> db(Cout, 0.0);
     alignas(32) float dbf[1024];
 #pragma omp for schedule(dynamic, 1)
-    for (long job = 0; job < (long)P.N * nchunk; ++job) {
-      const int n = job / nchunk, ch = job % nchunk;
-      const int s0 = ch * G, s1i = std::min(S, s0 + G);
-      const int nt = (s1i - s0) * d;
+    for (long job = 0; job < (long)P.N * tl.nchunk; ++job) {
+      const int n = job / tl.nchunk, s0 = tl.first_row(job % tl.nchunk), nt = tl.tiles_in(job % tl.nchunk);
       const float* xn = P.X.x + (size_t)n * P.X.Tx * Cin;
       const float* gn = P.DY.x + (size_t)n * P.DY.Tx * Cout;
       for (int k = 0; k < Cout; ++k) dbf[k] = 0.f;
       for (int q = 0; q < nt; ++q) {
-        const int t0 = (s0 + q / d) * span + q % d;
+        const int t0 = tl.t0(s0, q);
         in_transform<A>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * 8, vx, ks);
         const float* rows[16];
         for (int i = 0; i < m; ++i) {
