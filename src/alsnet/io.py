@@ -125,26 +125,40 @@ def _comments_to_meta(comments: list[str]) -> dict:
     return meta
 
 
+def check_fs(fs, name) -> float:
+    """A sampling rate as a finite positive float, else :class:`InputError` naming ``name``."""
+    try:
+        fs = float(fs)
+    except (TypeError, ValueError):
+        raise InputError(f"sampling rate is not a number: {fs!r}", name) from None
+    if not np.isfinite(fs) or fs <= 0:
+        raise InputError(f"sampling rate must be a positive number, got {fs:g} Hz", name)
+    return fs
+
+
+def check_channel(x: np.ndarray, name) -> np.ndarray:
+    """``x`` as one channel of real samples (an ``(n, 1)`` or ``(1, n)`` array is flattened,
+    without copying), else :class:`InputError` naming ``name``."""
+    if x.ndim == 2 and 1 in x.shape:
+        x = x.reshape(-1)
+    if x.ndim == 2 and min(x.shape) > 1:
+        raise InputError(f"expected one channel, got an array of shape {x.shape} "
+                         f"({min(x.shape)} channels?); save one channel per file", name)
+    if x.ndim != 1:
+        raise InputError(f"expected one channel (a 1-D array), got an array of shape {x.shape}", name)
+    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
+        raise InputError(f"samples must be real numbers, got dtype {x.dtype}", name)
+    if x.size == 0:
+        raise InputError("recording holds no samples", name)
+    return x
+
+
 def _finalise(signal: np.ndarray, fs: float, path: str | os.PathLike, meta: dict | None = None,
               record: str | None = None) -> Recording:
     """Validate a decoded signal and attach identity from the file name and header."""
     path = os.fspath(path)
-    x = np.asarray(signal)
-    if x.ndim == 2 and min(x.shape) > 1:
-        raise InputError(f"expected one channel, got an array of shape {x.shape} "
-                         f"({min(x.shape)} channels?); save one channel per file", path)
-    if x.ndim != 1:
-        raise InputError(f"expected one channel (a 1-D array), got an array of shape {x.shape}", path)
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise InputError(f"samples must be real numbers, got dtype {x.dtype}", path)
-    if x.size == 0:
-        raise InputError("recording holds no samples", path)
-    try:
-        fs = float(fs)
-    except (TypeError, ValueError):
-        raise InputError(f"sampling rate is not a number: {fs!r}", path) from None
-    if not np.isfinite(fs) or fs <= 0:
-        raise InputError(f"sampling rate must be a positive number, got {fs:g} Hz", path)
+    x = check_channel(np.asarray(signal), path)
+    fs = check_fs(fs, path)
     with np.errstate(over="ignore", invalid="ignore"):
         x = x.astype(np.float32)  # values beyond float32 become inf, then invalid below
     x[~np.isfinite(x)] = np.nan  # inf is as invalid as NaN
@@ -434,7 +448,6 @@ def read_npy(path: str | os.PathLike, fs: float | None) -> Recording:
         raise InputError(f"cannot read .npy ({type(e).__name__}: {e})", path) from None
     if not isinstance(x, np.ndarray):
         raise InputError("not a single .npy array", path)
-    x = np.squeeze(x) if x.ndim == 2 and 1 in x.shape else x
     return _finalise(x, fs, path)
 
 

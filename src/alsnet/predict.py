@@ -24,7 +24,7 @@ import numpy as np
 
 from alsnet.checkpoint import LoadedModel
 from alsnet.errors import AlsnetError, InputError
-from alsnet.io import UNIT_TO_UV, _wfdb_header, read_recording
+from alsnet.io import UNIT_TO_UV, _wfdb_header, check_channel, check_fs, read_recording
 from alsnet.labels import get_task
 from alsnet.pretrained import DEFAULT_MODEL, resolve_model
 from alsnet.windows import MODEL_FS, WINDOW_SAMPLES, resample_to_model_rate
@@ -110,7 +110,7 @@ class WfdbSource(SignalSource):
         dat = stem.parent / h.file_name[ch]
         if not dat.exists():
             raise InputError(f"signal file {dat.name} named by the header is missing", dat)
-        self.stem, self.ch, self.fs, self.name = stem, ch, _check_fs(h.fs, hea), str(hea)
+        self.stem, self.ch, self.fs, self.name = stem, ch, check_fs(h.fs, hea), str(hea)
         self.n_samples = int(h.sig_len)
         self.uv = UNIT_TO_UV[unit.strip().lower()]
         self.gain = float(h.adc_gain[ch] or 200.0)  # WFDB: gain 0 means the default 200
@@ -159,15 +159,8 @@ def _npy_source(path, fs: float | None) -> SignalSource:
         x = np.load(path, mmap_mode="r", allow_pickle=False)
     except Exception as e:
         raise InputError(f"cannot read .npy ({type(e).__name__}: {e})", path) from None
-    if x.ndim == 2 and 1 in x.shape:
-        x = x.reshape(-1)
-    if x.ndim != 1:
-        raise InputError(f"expected one channel, got an array of shape {x.shape}", path)
-    if not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.complexfloating):
-        raise InputError(f"samples must be real numbers, got dtype {x.dtype}", path)
-    if x.size == 0:
-        raise InputError("recording holds no samples", path)
-    return SignalSource(_unmapped(x, path), _check_fs(fs, path), os.fspath(path))
+    x = check_channel(x, path)
+    return SignalSource(_unmapped(x, path), check_fs(fs, path), os.fspath(path))
 
 
 def _wav_source(path, scale: float | None) -> SignalSource | None:
@@ -190,17 +183,7 @@ def _wav_source(path, scale: float | None) -> SignalSource | None:
         x = x[:, 0]
     if x.size == 0:
         raise InputError("recording holds no samples", path)
-    return SignalSource(_unmapped(x, path), _check_fs(fs, path), os.fspath(path), scale=float(scale))
-
-
-def _check_fs(fs, name) -> float:
-    try:
-        fs = float(fs)
-    except (TypeError, ValueError):
-        raise InputError(f"sampling rate is not a number: {fs!r}", name) from None
-    if not np.isfinite(fs) or fs <= 0:
-        raise InputError(f"sampling rate must be positive, got {fs:g} Hz", name)
-    return fs
+    return SignalSource(_unmapped(x, path), check_fs(fs, path), os.fspath(path), scale=float(scale))
 
 
 def open_source(path_or_array, fs: float | None = None, scale: float | None = None,
@@ -215,7 +198,7 @@ def open_source(path_or_array, fs: float | None = None, scale: float | None = No
         x = np.asarray(path_or_array)
         if x.ndim != 1 or x.size == 0 or not np.issubdtype(x.dtype, np.number):
             raise InputError(f"expected a non-empty 1-D numeric array, got shape {x.shape} {x.dtype}")
-        return SignalSource(x, _check_fs(fs, "array"), "array")
+        return SignalSource(x, check_fs(fs, "array"), "array")
     p = Path(path_or_array)
     if p.is_dir():
         raise InputError("is a folder, not a recording file (no recordings found in it)", p)

@@ -16,6 +16,7 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from alsnet.errors import InputError
+from alsnet.io import check_fs
 
 #: The model's sampling rate in Hz (EMGLab N2001).
 MODEL_FS: float = 23437.5
@@ -50,12 +51,7 @@ MAX_OVERLAP: float = 0.95
 
 
 def _check_fs(fs, name: str) -> float:
-    try:
-        fs = float(fs)
-    except (TypeError, ValueError):
-        raise InputError(f"sampling rate is not a number: {fs!r}", name) from None
-    if not np.isfinite(fs) or fs <= 0:
-        raise InputError(f"sampling rate must be a positive number, got {fs!r}", name)
+    fs = check_fs(fs, name)
     if not MIN_FS <= fs <= MAX_FS:
         raise InputError(f"sampling rate {fs:g} Hz is outside the {MIN_FS:g} Hz-{MAX_FS:g} Hz that "
                          f"alsnet resamples to its {MODEL_FS} Hz model rate", name)
