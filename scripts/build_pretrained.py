@@ -34,6 +34,30 @@ LIMITS = [
 ]
 
 
+def _evaluation(run: Path, task: str) -> dict:
+    """The subject-wise metrics of a cross-validated run folder, for the model card."""
+    from alsnet.errors import AlsnetError
+
+    f = run / "metrics.json"
+    try:
+        m = json.loads(f.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise AlsnetError(f"{f}: cannot read ({e.strerror or type(e).__name__})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise AlsnetError(f"{f}: not a JSON metrics file ({e})") from None
+    levels = ("window", "recording", "subject")
+    missing = [k for k in ("task", "protocol", "protocol_label", *levels) if not isinstance(m, dict) or k not in m]
+    if missing:
+        raise AlsnetError(f"{f}: not an alsnet metrics file (no {', '.join(missing)})")
+    if m["task"] != task:
+        raise AlsnetError(f"{f}: evaluates task {m['task']!r}, not {task!r}")
+    return {"run": str(run), "protocol": m["protocol"], "protocol_label": m["protocol_label"],
+            "deviations": m.get("deviations"),
+            **{lvl: {k: m[lvl].get(k) for k in ("n", "accuracy", "sensitivity", "specificity",
+                                                "balanced_accuracy", "roc_auc", "ci")}
+               for lvl in levels}}
+
+
 def main(argv=None) -> int:
     from alsnet.checkpoint import load_model, save_model
     from alsnet.dataset import load_windows
@@ -54,6 +78,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     task = get_task(args.task)
+    # The evaluation run is read first: a bad one fails in a second, not after training.
+    evaluation = _evaluation(args.evaluation, args.task) if args.evaluation else None
     ws = load_windows(args.data, task)
     idx = np.arange(len(ws))
     train, val = split_validation(idx, ws.y, ws.subject, args.seed)
@@ -62,14 +88,6 @@ def main(argv=None) -> int:
     work = args.work / args.task
     if work.exists():
         shutil.rmtree(work)
-    evaluation = None
-    if args.evaluation:
-        m = json.loads((args.evaluation / "metrics.json").read_text())
-        evaluation = {"run": str(args.evaluation), "protocol": m["protocol"],
-                      "protocol_label": m["protocol_label"], "deviations": m.get("deviations"),
-                      **{lvl: {k: m[lvl].get(k) for k in ("n", "accuracy", "sensitivity", "specificity",
-                                                          "balanced_accuracy", "roc_auc", "ci")}
-                         for lvl in ("window", "recording", "subject")}}
     card = {"training_data": {"dataset": "EMGLab N2001 (biceps brachii), M. Nikolic, Rigshospitalet 2001",
                               "subjects": sorted(set(ws.subject)), "n_windows": len(ws),
                               "train_subjects": sorted(set(ws.subject[train])),
@@ -92,4 +110,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from alsnet.errors import AlsnetError
+
+    try:
+        sys.exit(main())
+    except AlsnetError as e:
+        print(f"build_pretrained: error: {e}", file=sys.stderr)
+        sys.exit(1)
