@@ -4,20 +4,21 @@ they score a recording from a fresh install."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from alsnet.labels import get_task
-from alsnet.pretrained import BUNDLED, _bundled_stem, resolve_model
+from alsnet.pretrained import BUNDLED, list_models, resolve_model
 from alsnet.windows import MODEL_FS, WINDOW_SAMPLES
 
 
 def _stem_or_skip(name):
-    stem = _bundled_stem(name)
-    if stem is None:
+    info = {m["name"]: m for m in list_models()}[name]
+    if not info["available"]:
         pytest.skip(f"bundled model {name!r} is not built yet (python scripts/build_pretrained.py --task {name})")
-    return stem
+    return Path(info["path"]).with_suffix("")
 
 
 @pytest.mark.parametrize("name", list(BUNDLED))
