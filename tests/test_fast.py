@@ -138,6 +138,35 @@ def test_winograd_matrices_are_exact(m, r):
     assert torch.allclose(y, direct, rtol=1e-12, atol=1e-12)
 
 
+@needs_kernels
+@pytest.mark.parametrize("n_times", [45, 46, 53, 1000, 2937])
+def test_extremes_without_their_times_are_those_of_the_full_kernel(n_times):
+    """Inference reduces each tile's extremes in registers (no argmax): same numbers,
+    bit for bit, as the training kernel that tracks the times, for any tail of tiles."""
+    g = torch.Generator().manual_seed(n_times)
+    x = torch.relu(torch.randn(3, n_times - 26, 64, generator=g))
+    w, b = torch.randn(128, 64, 7, generator=g) * 0.1, torch.randn(128, generator=g)
+    U = fastconv.transform_weight(w, 6)
+    full = fastconv.wino_conv(x, U, b, 6, 3, out=False, maxmin=True)
+    fast_only = fastconv.wino_conv(x, U, b, 6, 3, out=False, maxmin=True, argmax=False)
+    assert "argmm" not in fast_only
+    assert torch.equal(fast_only["maxmin"], full["maxmin"])
+    y = torch.nn.functional.conv1d(x.transpose(1, 2), w, b, dilation=3)
+    assert torch.allclose(full["maxmin"][:, 0], y.amax(-1), atol=1e-4, rtol=1e-5)
+    assert torch.allclose(full["maxmin"][:, 1], y.amin(-1), atol=1e-4, rtol=1e-5)
+
+
+@needs_kernels
+@pytest.mark.parametrize("n_times", [11, 12, 14, 15, 600])
+def test_first_layer_kernel_matches_conv1d_for_any_tail(n_times):
+    g = torch.Generator().manual_seed(n_times)
+    x, w, b = torch.randn(2, n_times, generator=g), torch.randn(11, 32, generator=g), torch.randn(32, generator=g)
+    out, stats = fastconv.conv1(x, w, b, relu=True, stats=True)
+    ref = torch.relu(torch.nn.functional.conv1d(x[:, None], w.T[:, None, :], b)).transpose(1, 2)
+    assert torch.allclose(out, ref, atol=1e-5)
+    assert torch.allclose(stats[0], ref.double().sum((0, 1)), rtol=1e-5, atol=1e-4)
+
+
 # --------------------------------------------------------------------------- training
 
 def _step(m: ALSNet, x: torch.Tensor, fwd) -> tuple[torch.Tensor, dict, dict]:

@@ -182,7 +182,7 @@ class _Kernels(_MaxMin):
         h1, _ = fc.conv1(x.contiguous(), self.w1, self.f.b1, relu=True)
         h2 = fc.wino_conv(h1, self.U2, self.f.b2, self.m2, d[1], relu=True)["out"]
         del h1
-        mm = fc.wino_conv(h2, self.U3, self.f.b3, self.m3, d[2], out=False, maxmin=True)["maxmin"]
+        mm = fc.wino_conv(h2, self.U3, self.f.b3, self.m3, d[2], out=False, maxmin=True, argmax=False)["maxmin"]
         return mm[:, 0], mm[:, 1]
 
 

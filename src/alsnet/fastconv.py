@@ -265,7 +265,7 @@ def _loader(x: torch.Tensor, off: int = 0, scale=None, shift=None, mask: int = 0
 def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: int, *,
               pad: int = 0, scale=None, shift=None, mask: int = 0,
               out: bool = True, relu: bool = False, stats: bool = False, aux: torch.Tensor | None = None,
-              maxmin: bool = False, tiles: int = 96) -> dict:
+              maxmin: bool = False, argmax: bool = True, tiles: int = 96) -> dict:
     """Dilated correlation of ``x (N, T, Cin)`` (time-major) by Winograd F(m, r).
 
     The input seen by the filter is ``x`` padded with ``pad`` zero rows on both sides,
@@ -273,7 +273,9 @@ def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: i
     ``scale*relu(v) + shift``). Returns a dict with what was asked: ``out (N, To, Cout)``
     (ReLU'd if ``relu``), ``stats (2, Cout)`` float64 sums of relu(y) and relu(y)^2,
     ``auxsums (2, Cout)`` sums of y and y*relu(aux), and
-    ``maxmin (N, 2, Cout)`` / ``argmm`` (int32) the largest and smallest y over time.
+    ``maxmin (N, 2, Cout)`` / ``argmm`` (int32) the largest and smallest y over time
+    (``argmax=False``: no ``argmm``; with nothing else asked, the extremes are then
+    reduced per tile in registers, the inference path).
     """
     lib = kernels()
     N, Tx, Cin = x.shape
@@ -289,7 +291,7 @@ def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: i
     st = torch.zeros(nth, 2, Cout, dtype=torch.float64) if stats else None
     axs = torch.zeros(nth, 2, Cout, dtype=torch.float64) if aux is not None else None
     mm = torch.empty(N, 2, Cout) if maxmin else None
-    am = torch.empty(N, 2, Cout, dtype=torch.int32) if maxmin else None
+    am = torch.empty(N, 2, Cout, dtype=torch.int32) if maxmin and argmax else None
     p = _Fwd(_loader(x, pad, scale, shift, mask), N, Tlog, U.data_ptr(), A, m, d, Cin, Cout,
              bias.data_ptr(), at32.data_ptr(), bt32.data_ptr(), tiles, nth,
              _ptr(o), int(relu), _ptr(st), _ptr(aux), _ptr(axs), _ptr(mm), _ptr(am))
@@ -301,7 +303,9 @@ def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: i
     if aux is not None:
         res["auxsums"] = axs.sum(0)
     if maxmin:
-        res["maxmin"], res["argmm"] = mm, am
+        res["maxmin"] = mm
+        if argmax:
+            res["argmm"] = am
     return res
 
 

@@ -171,6 +171,7 @@ void fwd_impl(const Fwd& P) {
   const int To = tl.To;
   const int nth = P.nth;
   const std::vector<float> Up = pack_u(P.U, A, Cin, Cout);
+  const bool maxmin_only = P.maxmin && !P.argmm && !P.out && !P.stats && !P.aux;
   std::vector<float> mm_part;
   std::vector<int> arg_part;
   if (P.maxmin) {
@@ -203,6 +204,25 @@ void fwd_impl(const Fwd& P) {
         gemm_tiles<A>(V.data() + (size_t)q0 * A * Cin, nb, Cin, Up.data(), Cout, P.at, m, Y.data());
         for (int q = q0; q < std::min(nt, q0 + nb * RB); ++q) {
           const int t0 = tl.t0(s0, q);
+          if (maxmin_only) {
+            // Inference: only the extremes over time are wanted. Reduce the tile's m
+            // outputs in registers, then touch the running max/min once (bias added after:
+            // it is the same at every time).
+            if (t0 >= To) continue;
+            const int mi = std::min(m, (To - 1 - t0) / d + 1);
+            const float* y = Y.data() + (size_t)(q - q0) * m * Cout;
+            for (int k = 0; k < Cout; k += 8) {
+              __m256 hi = _mm256_loadu_ps(y + k), lo = hi;
+              for (int i = 1; i < mi; ++i) {
+                const __m256 v = _mm256_loadu_ps(y + (size_t)i * Cout + k);
+                hi = _mm256_max_ps(hi, v);
+                lo = _mm256_min_ps(lo, v);
+              }
+              _mm256_storeu_ps(mx + k, _mm256_max_ps(_mm256_loadu_ps(mx + k), hi));
+              _mm256_storeu_ps(mx + Cout + k, _mm256_min_ps(_mm256_loadu_ps(mx + Cout + k), lo));
+            }
+            continue;
+          }
           for (int i = 0; i < m; ++i) {
             const int t = t0 + d * i;
             if (t >= To) break;
@@ -245,7 +265,19 @@ void fwd_impl(const Fwd& P) {
     if (P.stats) std::memcpy(P.stats + (size_t)tid * 2 * Cout, st.data(), sizeof(double) * 2 * Cout);
     if (P.aux) std::memcpy(P.auxsums + (size_t)tid * 2 * Cout, ax.data(), sizeof(double) * 2 * Cout);
   }
-  if (P.maxmin) {
+  if (maxmin_only) {
+    // partials start at -inf/+inf; the bias moves every time alike
+    for (int n = 0; n < P.N; ++n)
+      for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < Cout; ++k) {
+          float best = h == 0 ? -INFINITY : INFINITY;
+          for (int t = 0; t < nth; ++t) {
+            const float v = mm_part[((size_t)t * P.N + n) * 2 * Cout + h * Cout + k];
+            best = h == 0 ? std::max(best, v) : std::min(best, v);
+          }
+          P.maxmin[((size_t)n * 2 + h) * Cout + k] = best + P.bias[k];
+        }
+  } else if (P.maxmin) {
     for (int n = 0; n < P.N; ++n)
       for (int h = 0; h < 2; ++h)
         for (int k = 0; k < Cout; ++k) {
@@ -406,12 +438,33 @@ int alsnet_conv1(const float* x, int N, int T, const float* w, int K, int C, con
       for (int k = 0; k < C; k += 8) {
         const __m256 bias = _mm256_loadu_ps(b + k);
         __m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
-        for (int t = t1; t < t2; ++t) {
-          __m256 acc = bias;
-          for (int j = 0; j < K; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(xn + t + j), _mm256_loadu_ps(w + j * C + k), acc);
-          __m256 rl = _mm256_max_ps(acc, _mm256_setzero_ps());
+        auto emit = [&](int t, __m256 acc) {
+          const __m256 rl = _mm256_max_ps(acc, _mm256_setzero_ps());
           _mm256_storeu_ps(out + ((size_t)n * To + t) * C + k, relu_out ? rl : acc);
           a1 = _mm256_add_ps(a1, rl); a2 = _mm256_fmadd_ps(rl, rl, a2);
+        };
+        int t = t1;
+        if (K <= 12) {
+          // four independent times per pass: one chain of K dependent FMAs per output
+          // would wait on the FMA latency at every tap
+          __m256 wk[12];
+          for (int j = 0; j < K; ++j) wk[j] = _mm256_loadu_ps(w + j * C + k);
+          for (; t + 4 <= t2; t += 4) {
+            __m256 c0 = bias, c1 = bias, c2 = bias, c3 = bias;
+            const float* xt = xn + t;
+            for (int j = 0; j < K; ++j) {
+              c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j), wk[j], c0);
+              c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 1), wk[j], c1);
+              c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 2), wk[j], c2);
+              c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 3), wk[j], c3);
+            }
+            emit(t, c0); emit(t + 1, c1); emit(t + 2, c2); emit(t + 3, c3);
+          }
+        }
+        for (; t < t2; ++t) {
+          __m256 acc = bias;
+          for (int j = 0; j < K; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(xn + t + j), _mm256_loadu_ps(w + j * C + k), acc);
+          emit(t, acc);
         }
         _mm256_storeu_ps(s1 + k, a1); _mm256_storeu_ps(s2 + k, a2);
       }
