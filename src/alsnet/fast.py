@@ -174,15 +174,18 @@ class _Kernels(_MaxMin):
         self.w1 = folded.w1[:, 0, :].T.contiguous()              # (11, 32)
         self.U2 = transform_weight(folded.w2, m2)
         self.U3 = transform_weight(folded.w3, m3)
+        self._h1 = self._h2 = None
 
     def maxmin(self, x):
         from alsnet import fastconv as fc
 
         d = self.f.dilations
-        h1, _ = fc.conv1(x.contiguous(), self.w1, self.f.b1, relu=True)
-        h2 = fc.wino_conv(h1, self.U2, self.f.b2, self.m2, d[1], relu=True)["out"]
-        del h1
-        mm = fc.wino_conv(h2, self.U3, self.f.b3, self.m3, d[2], out=False, maxmin=True, argmax=False)["maxmin"]
+        # h1 and h2 are kept for the next group of the same shape (no fresh pages per call)
+        h1, _ = fc.conv1(x.contiguous(), self.w1, self.f.b1, relu=True, dest=self._h1)
+        h2 = fc.wino_conv(h1, self.U2, self.f.b2, self.m2, d[1], relu=True, cheap_input=True, dest=self._h2)["out"]
+        self._h1, self._h2 = h1, h2
+        mm = fc.wino_conv(h2, self.U3, self.f.b3, self.m3, d[2], out=False, maxmin=True, argmax=False,
+                           cheap_input=True)["maxmin"]
         return mm[:, 0], mm[:, 1]
 
 

@@ -157,7 +157,7 @@ class _Fwd(ctypes.Structure):
                 ("tiles", ctypes.c_int), ("nth", ctypes.c_int),
                 ("out", ctypes.c_void_p), ("relu_out", ctypes.c_int), ("stats", ctypes.c_void_p),
                 ("aux", ctypes.c_void_p), ("auxsums", ctypes.c_void_p),
-                ("maxmin", ctypes.c_void_p), ("argmm", ctypes.c_void_p)]
+                ("maxmin", ctypes.c_void_p), ("argmm", ctypes.c_void_p), ("paired_in", ctypes.c_int)]
 
 
 class _Wgrad(ctypes.Structure):
@@ -168,7 +168,7 @@ class _Wgrad(ctypes.Structure):
                 ("dU", ctypes.c_void_p), ("dbias", ctypes.c_void_p)]
 
 
-_ABI = 3
+_ABI = 4
 _lib = None
 _lib_error: str | None = None
 
@@ -245,17 +245,25 @@ class single_thread:
 
 
 def conv1(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, *, relu: bool = True,
-          stats: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+          stats: bool = False, dest: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
     """First layer: ``x (N, T)`` → ``(N, T-K+1, C)``; ``w`` is ``(K, C)``. Optional sums of relu."""
     lib = kernels()
     N, T = x.shape
     K, C = w.shape
     nth = threads()
-    out = torch.empty(N, max(T - K + 1, 0), C)
+    out = _dest(dest, (N, max(T - K + 1, 0), C))
     st = torch.zeros(nth, 2, C, dtype=torch.float64) if stats else None
     _check(lib.alsnet_conv1(x.data_ptr(), N, T, w.data_ptr(), K, C, b.data_ptr(), out.data_ptr(),
                             int(relu), _ptr(st), nth), "conv1")
     return out, (st.sum(0) if stats else None)
+
+
+def _dest(dest: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
+    """``dest`` when it is a float32 tensor of ``shape`` (reused: a fresh 25-MB output costs
+    thousands of page faults per call), else a new tensor."""
+    if dest is not None and tuple(dest.shape) == shape and dest.dtype == torch.float32 and dest.is_contiguous():
+        return dest
+    return torch.empty(shape)
 
 
 def _loader(x: torch.Tensor, off: int = 0, scale=None, shift=None, mask: int = 0) -> _Loader:
@@ -265,7 +273,8 @@ def _loader(x: torch.Tensor, off: int = 0, scale=None, shift=None, mask: int = 0
 def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: int, *,
               pad: int = 0, scale=None, shift=None, mask: int = 0,
               out: bool = True, relu: bool = False, stats: bool = False, aux: torch.Tensor | None = None,
-              maxmin: bool = False, argmax: bool = True, tiles: int = 96) -> dict:
+              maxmin: bool = False, argmax: bool = True, cheap_input: bool = False, tiles: int = 96,
+              dest: torch.Tensor | None = None) -> dict:
     """Dilated correlation of ``x (N, T, Cin)`` (time-major) by Winograd F(m, r).
 
     The input seen by the filter is ``x`` padded with ``pad`` zero rows on both sides,
@@ -275,7 +284,10 @@ def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: i
     ``auxsums (2, Cout)`` sums of y and y*relu(aux), and
     ``maxmin (N, 2, Cout)`` / ``argmm`` (int32) the largest and smallest y over time
     (``argmax=False``: no ``argmm``; with nothing else asked, the extremes are then
-    reduced per tile in registers, the inference path).
+    reduced per tile in registers, the inference path). ``cheap_input``: the input
+    transform in half-sums of symmetric points (a third fewer multiply-adds, a little more
+    rounding: enough to push conv1's bias gradient past the float32 tolerance of
+    tests/test_fast.py, so inference only).
     """
     lib = kernels()
     N, Tx, Cin = x.shape
@@ -287,14 +299,14 @@ def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: i
     nth = threads()
     at32, bt32 = AT.float().contiguous(), BT.float().contiguous()
     res: dict = {}
-    o = torch.empty(N, To, Cout) if out else None
+    o = _dest(dest, (N, To, Cout)) if out else None
     st = torch.zeros(nth, 2, Cout, dtype=torch.float64) if stats else None
     axs = torch.zeros(nth, 2, Cout, dtype=torch.float64) if aux is not None else None
     mm = torch.empty(N, 2, Cout) if maxmin else None
     am = torch.empty(N, 2, Cout, dtype=torch.int32) if maxmin and argmax else None
     p = _Fwd(_loader(x, pad, scale, shift, mask), N, Tlog, U.data_ptr(), A, m, d, Cin, Cout,
              bias.data_ptr(), at32.data_ptr(), bt32.data_ptr(), tiles, nth,
-             _ptr(o), int(relu), _ptr(st), _ptr(aux), _ptr(axs), _ptr(mm), _ptr(am))
+             _ptr(o), int(relu), _ptr(st), _ptr(aux), _ptr(axs), _ptr(mm), _ptr(am), int(cheap_input))
     _check(lib.alsnet_wino_fwd(ctypes.byref(p)), "wino_fwd")
     if out:
         res["out"] = o
