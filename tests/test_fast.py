@@ -239,6 +239,29 @@ def test_train_forward_with_flat_channels_and_without_gradients():
         assert _rel(train_forward(m, x), m(x)) < 1e-4
 
 
+@needs_kernels
+def test_train_forward_keeps_a_cumulative_average_when_momentum_is_none():
+    """Precise BatchNorm (lightning.recalibrate_bn) sets momentum None: the running
+    statistics are then the plain average of the batches', as nn.BatchNorm1d keeps them."""
+    eager, fast_m = make_model(), make_model()
+    for m in (eager, fast_m):
+        m.train()
+        for bn in m.modules():
+            if isinstance(bn, torch.nn.BatchNorm1d):
+                bn.reset_running_stats()
+                bn.momentum = None
+    with torch.no_grad():
+        for seed in range(3):
+            x = torch.from_numpy(emg(4, 700, seed=seed))[:, None]
+            eager(x)
+            train_forward(fast_m, x)
+    for (name, a), (_, b) in zip(eager.named_buffers(), fast_m.named_buffers()):
+        if "num_batches" in name:
+            assert torch.equal(a, b) and int(a) == 3, name
+        else:
+            assert _rel(b, a) < 1e-4, name  # float32 rounding of the Winograd features, batch of 4
+
+
 def test_train_forward_falls_back_where_the_fast_path_does_not_apply():
     m = make_model().train()
     x = torch.from_numpy(emg(3, 200)).double()[:, None]

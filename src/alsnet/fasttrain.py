@@ -62,7 +62,7 @@ def applies(model, x: torch.Tensor) -> bool:
         if c.weight.dtype != torch.float32 or c.weight.device.type != "cpu":
             return False
     for bn in bns:
-        if not (bn.affine and bn.track_running_stats) or bn.momentum is None:
+        if not (bn.affine and bn.track_running_stats):
             return False
     return len({bn.training for bn in bns}) == 1
 
@@ -74,10 +74,11 @@ def _bn_consts(sum1, sum2, count, bn, train: bool):
         mu = sum1 / count
         var = (sum2 / count - mu * mu).clamp_min(0.0)
         with torch.no_grad():
-            mom = bn.momentum
+            bn.num_batches_tracked.add_(1)
+            # momentum None: cumulative average over batches, as nn.BatchNorm1d does it
+            mom = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
             bn.running_mean.mul_(1 - mom).add_((mom * mu).float())
             bn.running_var.mul_(1 - mom).add_((mom * var * count / max(count - 1, 1)).float())
-            bn.num_batches_tracked.add_(1)
     else:
         mu, var = bn.running_mean.double(), bn.running_var.double()
     sigma = torch.sqrt(var + bn.eps)

@@ -195,7 +195,7 @@ class ALSNetModule(L.LightningModule):
                 xb = x[i:i + batch]
                 if len(xb) < 2:
                     break
-                self.model(xb.unsqueeze(1))
+                self(xb.unsqueeze(1))  # the fast path when training uses it (no gradients here)
         finally:
             for bn, m in zip(bns, momenta):
                 bn.momentum = m
