@@ -1,18 +1,17 @@
 """Time to result: the real training runs with the fast paths against the reference path.
 
-    python3 benchmarks/time_to_result.py --data data/N2001 --json docs/time_to_result.json \
-        --loso-run runs/loso-als-vs-normal-alsnet
+    python3 benchmarks/time_to_result.py --data data/N2001 --json docs/time_to_result.json
 
-runs ``alsnet train`` on the paper split (ALS vs normal, 0.125-s crops, as in
-docs/results.md) for ``--epochs`` epochs twice in the same run, interleaved: once as
-published (``alsnet.fast.train_forward``, evaluation by the ``auto`` backend) and once
-on the reference path (``--no-fast --backend eager``: plain eager fp32 ``nn.Conv1d``
-for training, validation and test). The full 20-epoch run of each is then extrapolated
-as the measured wall time plus the remaining epochs at the median measured epoch time.
-A full LOSO run of the reference path is too long to time here (hours): with
-``--loso-run`` (a finished fast LOSO run folder), its epochs are rescaled by the
-measured reference/fast epoch ratio and the rest of its wall time (data, test scoring)
-is kept as measured. Every figure says whether it was measured or extrapolated.
+runs ``alsnet train`` (ALS vs normal, 0.125-s crops, as in docs/results.md) for
+``--epochs`` epochs on the paper split and on one LOSO fold, each twice in the same run:
+once as published (``alsnet.fast.train_forward``, evaluation by the ``auto`` backend) and
+once on the reference path (``--no-fast --backend eager``: plain eager fp32 ``nn.Conv1d``
+for training, validation and test). Full runs are then extrapolated from those measured
+epochs: the paper run (20 epochs) as the measured wall time plus the remaining epochs at
+the median epoch time; the LOSO run (14 folds x 6 epochs) as 14 times the measured fold
+(its wall time plus the remaining epochs), which counts data loading once per fold (it
+happens once per run) and takes fold A01 as typical (folds hold 2449-2647 training windows).
+With ``--loso-run`` a finished LOSO run folder is read for its measured wall time beside it.
 """
 
 from __future__ import annotations
@@ -44,9 +43,13 @@ def _epoch_seconds(history: Path) -> list[float]:
         return [float(row["seconds"]) for row in csv.DictReader(f)]
 
 
+LOSO_FOLDS, LOSO_EPOCHS, LOSO_FOLD = 14, 6, "subject-A01"
+SETTINGS = {"paper": ["--protocol", "paper"], "loso-fold": ["--protocol", "loso", "--fold", LOSO_FOLD]}
+
+
 def _train(data: str, out: Path, epochs: int, extra: list[str]) -> dict:
     cmd = [sys.executable, "-m", "alsnet", "train", "--data", data, "--task", "als-vs-normal",
-           "--protocol", "paper", "--train-crop", "0.125", "--max-epochs", str(epochs),
+           "--train-crop", "0.125", "--max-epochs", str(epochs),
            "--out", str(out), "--force", "--quiet", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -57,24 +60,19 @@ def _train(data: str, out: Path, epochs: int, extra: list[str]) -> dict:
     return {"command": "alsnet " + " ".join(cmd[3:]), "wall_s": wall, "epoch_s": _epoch_seconds(hist)}
 
 
-def _loso(run: Path, ratio: float, wall_s: float | None) -> dict:
+def _loso(run: Path, wall_s: float | None) -> dict:
     if not (run / "metrics.json").is_file():
         raise SystemExit(f"time_to_result: {run}: no metrics.json (not a finished run)")
     metrics = json.loads((run / "metrics.json").read_text())
     epochs = [s for h in sorted(run.glob("folds/*/history.csv")) for s in _epoch_seconds(h)]
-    if not epochs:
-        raise SystemExit(f"time_to_result: {run}: no folds/*/history.csv")
-    in_epochs = sum(epochs)
     # A resumed run's metrics.json times only the resumed part: then pass the whole.
     wall = float(wall_s if wall_s is not None else metrics.get("wall_time_s", 0.0))
-    if wall < in_epochs:
+    if wall < sum(epochs):
         raise SystemExit(f"time_to_result: {run}: wall time {wall:.0f} s is shorter than its epochs "
-                         f"({in_epochs:.0f} s): the run was resumed; give its whole wall time with --loso-wall-s")
-    return {"run": str(run), "protocol": metrics.get("protocol"),
-            "folds": len(list(run.glob("folds/*/history.csv"))), "epochs": len(epochs),
-            "epoch_s_sum": in_epochs, "fast_wall_s": wall,
-            "fast_wall_source": "--loso-wall-s" if wall_s is not None else "metrics.json wall_time_s",
-            "reference_wall_s_extrapolated": wall + in_epochs * (ratio - 1.0)}
+                         f"({sum(epochs):.0f} s): the run was resumed; give its whole wall time with --loso-wall-s")
+    return {"run": str(run), "protocol": metrics.get("protocol"), "epochs": len(epochs),
+            "epoch_s_sum": sum(epochs), "wall_s": wall,
+            "wall_source": "--loso-wall-s" if wall_s is not None else "metrics.json wall_time_s"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="N2001 folder")
     ap.add_argument("--json", required=True, help="where to write the results")
     ap.add_argument("--epochs", type=int, default=2, help="epochs timed per path (default 2)")
-    ap.add_argument("--loso-run", type=Path, help="a finished fast LOSO run folder to rescale")
+    ap.add_argument("--loso-run", type=Path, help="a finished LOSO run folder, for its measured wall time")
     ap.add_argument("--loso-wall-s", type=float, help="its whole wall time, when it was resumed after a kill")
     args = ap.parse_args(argv)
     if not Path(args.data).is_dir():
@@ -91,36 +89,48 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     load0 = os.getloadavg()
     tmp = Path(tempfile.mkdtemp(prefix="alsnet-ttr-"))
-    runs = {}
+    runs: dict = {}
     try:
-        for name, extra in PATHS.items():
-            print(f"[{name}] {args.epochs} epoch(s) on the paper split ...", flush=True)
-            runs[name] = _train(args.data, tmp / name, args.epochs, extra)
-            med = statistics.median(runs[name]["epoch_s"])
-            runs[name]["epoch_s_median"] = med
-            runs[name]["paper_run_s_extrapolated"] = runs[name]["wall_s"] + (PAPER_EPOCHS - args.epochs) * med
-            print(f"[{name}] wall {runs[name]['wall_s']:.0f} s, epochs {runs[name]['epoch_s']}", flush=True)
+        for setting, sargs in SETTINGS.items():
+            for name, extra in PATHS.items():
+                print(f"[{setting} / {name}] {args.epochs} epoch(s) ...", flush=True)
+                r = _train(args.data, tmp / f"{setting}-{name}", args.epochs, sargs + extra)
+                r["epoch_s_median"] = statistics.median(r["epoch_s"])
+                total = PAPER_EPOCHS if setting == "paper" else LOSO_EPOCHS
+                r["run_s_extrapolated"] = r["wall_s"] + (total - args.epochs) * r["epoch_s_median"]
+                if setting == "loso-fold":
+                    r["loso_run_s_extrapolated"] = LOSO_FOLDS * r["run_s_extrapolated"]
+                runs.setdefault(setting, {})[name] = r
+                print(f"[{setting} / {name}] wall {r['wall_s']:.0f} s, epochs {r['epoch_s']}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    ratio = runs["reference"]["epoch_s_median"] / runs["fast"]["epoch_s_median"]
+    paper, fold = runs["paper"], runs["loso-fold"]
     result = {
         "command": "python3 benchmarks/time_to_result.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "started": started, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                     "torch": torch.__version__},
-        "epochs_timed": args.epochs, "paper_epochs": PAPER_EPOCHS, "runs": runs,
-        "epoch_ratio_reference_over_fast": ratio,
+        "epochs_timed": args.epochs, "paper_epochs": PAPER_EPOCHS,
+        "loso": {"folds": LOSO_FOLDS, "epochs": LOSO_EPOCHS, "fold_timed": LOSO_FOLD},
+        "runs": runs,
+        "summary": {
+            "paper_run_s": {k: paper[k]["run_s_extrapolated"] for k in PATHS},
+            "loso_run_s": {k: fold[k]["loso_run_s_extrapolated"] for k in PATHS},
+            "epoch_ratio_reference_over_fast": {
+                "paper": paper["reference"]["epoch_s_median"] / paper["fast"]["epoch_s_median"],
+                "loso-fold": fold["reference"]["epoch_s_median"] / fold["fast"]["epoch_s_median"]},
+        },
     }
     if args.loso_run:
-        result["loso"] = _loso(args.loso_run, ratio, args.loso_wall_s)
+        result["measured_loso_run"] = _loso(args.loso_run, args.loso_wall_s)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"epoch: fast {runs['fast']['epoch_s_median']:.1f} s, reference {runs['reference']['epoch_s_median']:.1f} s "
-          f"({ratio:.2f}x); paper run ({PAPER_EPOCHS} epochs): fast {runs['fast']['paper_run_s_extrapolated']:.0f} s, "
-          f"reference {runs['reference']['paper_run_s_extrapolated']:.0f} s (extrapolated)")
+    sm = result["summary"]
+    for key, label in (("paper_run_s", f"paper run ({PAPER_EPOCHS} epochs)"),
+                       ("loso_run_s", f"LOSO ({LOSO_FOLDS} folds x {LOSO_EPOCHS} epochs)")):
+        f, r = sm[key]["fast"], sm[key]["reference"]
+        print(f"{label}: fast {f:.0f} s, reference {r:.0f} s, {r / f:.2f}x (extrapolated from measured epochs)")
     if args.loso_run:
-        lo = result["loso"]
-        print(f"LOSO ({lo['folds']} folds): fast {lo['fast_wall_s']:.0f} s measured, reference "
-              f"{lo['reference_wall_s_extrapolated']:.0f} s extrapolated")
+        print(f"measured LOSO run {args.loso_run}: {result['measured_loso_run']['wall_s']:.0f} s")
     return 0
 
 
