@@ -216,6 +216,26 @@ def test_wav_is_streamed_with_its_scale(tmp_path):
         open_source(tmp_path / "a.wav")
 
 
+@pytest.mark.parametrize("unit,factor", [("uV", 1.0), ("mV", 1e-3)])
+def test_edf_is_streamed_in_microvolts(tmp_path, predictor, unit, factor):
+    pyedflib = pytest.importorskip("pyedflib")
+    from alsnet.io import read_recording
+    from alsnet.predict import EdfSource
+
+    x = emg(3.0, 4000.0, seed=3)
+    path = tmp_path / "r.edf"
+    h = pyedflib.highlevel.make_signal_header("EMG", dimension=unit, sample_frequency=4000,
+                                              physical_min=-5000 * factor, physical_max=5000 * factor)
+    pyedflib.highlevel.write_edf(str(path), [np.clip(x, -5000, 5000) * factor], [h])
+    src, rec = open_source(path), read_recording(path)
+    assert isinstance(src, EdfSource) and src.fs == 4000.0 and src.n_samples == rec.n_samples
+    np.testing.assert_allclose(src.read(0, src.n_samples), rec.signal, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(src.read(1234, 5678), rec.signal[1234:5678], rtol=1e-5, atol=1e-3)
+    streamed, whole = predictor.predict(path), predictor.predict(rec.signal, fs=rec.fs)
+    assert streamed["n_windows"] == whole["n_windows"] == 3
+    assert streamed["probabilities"]["als"] == pytest.approx(whole["probabilities"]["als"], abs=1e-6)
+
+
 def test_temperature_from_the_card_calibrates_probabilities(predictor, tmp_path):
     x = emg(1.0, MODEL_FS, seed=5)[:WINDOW_SAMPLES]
     with torch.no_grad():

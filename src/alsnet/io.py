@@ -527,8 +527,9 @@ def read_wav(path: str | os.PathLike, scale: float | None) -> Recording:
     return _finalise((x.astype(np.float64) - offset) * scale, fs, path)
 
 
-def read_edf(path: str | os.PathLike, channel: int | None = None) -> Recording:
-    """An EDF/EDF+/BDF file through ``pyedflib``; physical units converted to µV."""
+def open_edf(path: str | os.PathLike, channel: int | None = None):
+    """``(reader, channel, µV per physical unit, metadata)`` of one signal of an EDF/EDF+/BDF
+    file, checked; the caller closes the ``pyedflib.EdfReader``."""
     import pyedflib
 
     try:
@@ -551,11 +552,19 @@ def read_edf(path: str | os.PathLike, channel: int | None = None) -> Recording:
         scale = UNIT_TO_UV.get(unit.lower())
         if scale is None:
             raise InputError(f"unknown signal unit {unit!r} (expected uV, mV or V)", path)
+        meta = {"label": f.getLabel(channel), "units": unit}
+    except BaseException:
+        f.close()
+        raise
+    return f, channel, scale, meta
+
+
+def read_edf(path: str | os.PathLike, channel: int | None = None) -> Recording:
+    """An EDF/EDF+/BDF file through ``pyedflib``; physical units converted to µV."""
+    f, channel, scale, meta = open_edf(path, channel)
+    try:
         x = f.readSignal(channel) * scale
         fs = f.getSampleFrequency(channel)
-        meta = {"label": f.getLabel(channel), "units": unit}
-    except InputError:
-        raise
     except Exception as e:
         raise InputError(f"cannot read EDF signal ({type(e).__name__}: {e})", path) from None
     finally:

@@ -24,7 +24,7 @@ import numpy as np
 
 from alsnet.checkpoint import LoadedModel
 from alsnet.errors import AlsnetError, InputError
-from alsnet.io import UNIT_TO_UV, _wfdb_header, check_channel, check_fs, read_recording
+from alsnet.io import UNIT_TO_UV, _wfdb_header, check_channel, check_fs, open_edf, read_recording
 from alsnet.labels import get_task
 from alsnet.pretrained import DEFAULT_MODEL, resolve_model
 from alsnet.windows import MODEL_FS, WINDOW_SAMPLES, resample_to_model_rate
@@ -152,6 +152,33 @@ class WfdbSource(SignalSource):
         return y
 
 
+class EdfSource(SignalSource):
+    """One signal of an EDF/EDF+/BDF file, read by range through ``pyedflib``."""
+
+    def __init__(self, path, channel: int | None = None):
+        f, ch, uv, _ = open_edf(path, channel)
+        try:
+            self.n_samples = int(f.getNSamples()[ch])
+            fs = f.getSampleFrequency(ch)
+        finally:
+            f.close()
+        if self.n_samples <= 0:
+            raise InputError("recording holds no samples", path)
+        self.path, self.ch, self.uv = os.fspath(path), ch, float(uv)
+        self.fs, self.name, self.scale = check_fs(fs, path), os.fspath(path), 1.0
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        f, _, _, _ = open_edf(self.path, self.ch)
+        try:
+            y = (f.readSignal(self.ch, start=int(start), n=int(stop - start)) * self.uv).astype(np.float32)
+        except Exception as e:
+            raise InputError(f"cannot read EDF signal ({type(e).__name__}: {e})", self.path) from None
+        finally:
+            f.close()
+        y[~np.isfinite(y)] = np.nan
+        return y
+
+
 def _npy_source(path, fs: float | None) -> SignalSource:
     if fs is None:
         raise InputError("a .npy file carries no sampling rate; give fs= / --fs", path)
@@ -188,8 +215,8 @@ def _wav_source(path, scale: float | None) -> SignalSource | None:
 
 def open_source(path_or_array, fs: float | None = None, scale: float | None = None,
                 channel: int | None = None) -> SignalSource:
-    """A streaming view of a recording: WFDB, ``.npy`` and PCM ``.wav`` are read by range
-    from disk; other formats (rarely long) are read whole by :func:`alsnet.io.read_recording`."""
+    """A streaming view of a recording: WFDB, ``.npy``, PCM ``.wav`` and EDF/BDF are read by
+    range from disk; CSV (rarely long) is read whole by :func:`alsnet.io.read_recording`."""
     from pathlib import Path
 
     if isinstance(path_or_array, np.ndarray):
@@ -207,6 +234,8 @@ def open_source(path_or_array, fs: float | None = None, scale: float | None = No
         return WfdbSource(p, channel)
     if suffix == ".npy" and p.is_file() and p.stat().st_size > 0:
         return _npy_source(p, fs)
+    if suffix in (".edf", ".bdf") and p.is_file() and p.stat().st_size > 0:
+        return EdfSource(p, channel)
     if suffix == ".wav" and p.is_file() and p.stat().st_size > 0:
         src = _wav_source(p, scale)
         if src is not None:
