@@ -55,3 +55,28 @@ def test_explain_cli(model_path, tmp_path, capsys):
                "--model", str(model_path), "--max-windows", "1"])
     assert rc == 0 and (tmp_path / "f.png").is_file()
     assert "wrote" in capsys.readouterr().out
+
+
+def test_three_class_evidence_is_for_the_predicted_class_or_the_one_asked(tmp_path):
+    save_model(tmp_path / "m3", fitted_model(n_outputs=3), {"task": "three-class"})
+    x = emg(2.0, MODEL_FS, seed=4)
+    np.save(tmp_path / "r.npy", x)
+    s = explain_recording(tmp_path / "r.npy", tmp_path / "a.png", model=tmp_path / "m3.safetensors", fs=MODEL_FS)
+    mean = np.mean(s["window_probabilities"], axis=0)
+    assert s["target"] == s["classes"][int(np.argmax(mean))]       # what drove the answer
+    other = next(c for c in s["classes"] if c != s["target"])
+    t = explain_recording(tmp_path / "r.npy", tmp_path / "b.png", model=tmp_path / "m3.safetensors",
+                          fs=MODEL_FS, target=other)
+    assert t["target"] == other and t["evidence"] != s["evidence"]
+    ev = evidence(fitted_model(n_outputs=3), x[None, :WINDOW_SAMPLES], target=s["classes"].index(other))[0]
+    assert t["evidence"][0][0]["weight"] == pytest.approx(ev[0][2], rel=1e-4)
+
+
+def test_a_binary_model_explains_only_its_positive_class(model_path, tmp_path, capsys):
+    np.save(tmp_path / "r.npy", emg(1.2, MODEL_FS))
+    rc = main(["explain", str(tmp_path / "r.npy"), "-o", str(tmp_path / "f.png"), "--fs", str(MODEL_FS),
+               "--model", str(model_path), "--target", "normal"])
+    assert rc == 2 and "one logit" in capsys.readouterr().err
+    rc = main(["explain", str(tmp_path / "r.npy"), "-o", str(tmp_path / "f.png"), "--fs", str(MODEL_FS),
+               "--model", str(model_path), "--target", "myopathy"])
+    assert rc == 2 and "not a class of this model" in capsys.readouterr().err

@@ -93,11 +93,14 @@ def _envelope(y: np.ndarray, t: np.ndarray, bins: int = 4000):
 
 def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_windows: int = 30,
                       fs: float | None = None, scale: float | None = None, channel: int | None = None,
-                      top_k: int = 3, backend: str = "auto") -> dict:
+                      top_k: int = 3, backend: str = "auto", target: str | None = None) -> dict:
     """Write the explanation figure of one recording (its first ``max_windows`` windows).
 
-    Returns a summary: figure path, per-window P (model class order), and each scored
-    window's ``top_k`` evidence positions in seconds from the start of the recording.
+    ``target`` is the class whose evidence is shown: a binary model has one logit, that of
+    its positive class (``"als"``), the only choice; a multi-class model defaults to the
+    class it predicts for the recording, so the figure shows what drove that answer.
+    Returns a summary: figure path, target class, per-window P (model class order), and
+    each scored window's ``top_k`` evidence positions in seconds from the start.
     """
     import matplotlib
 
@@ -109,8 +112,11 @@ def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_w
 
     pred = Predictor(model, backend=backend)
     classes = list(pred.classes)
-    target = 0 if pred.task.binary else classes.index("als") if "als" in classes else 0
-    pos = "als" if "als" in classes else classes[-1]
+    if target is not None and target not in classes:
+        raise AlsnetError(f"--target {target!r} is not a class of this model ({', '.join(classes)})")
+    if pred.task.binary and target not in (None, classes[1]):
+        raise AlsnetError(f"a binary model has one logit, that of {classes[1]!r}: its evidence for "
+                          f"{target!r} is the negative weights of the {classes[1]!r} figure")
     source = open_source(path, fs=fs, scale=scale, channel=channel)
     starts, wins = [], []
     for st, w in iter_window_chunks(source, min(32, max(1, max_windows))):
@@ -128,7 +134,9 @@ def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_w
     for b in range(0, int(ok.sum()), pred.batch_size):
         idx = np.flatnonzero(ok)[b:b + pred.batch_size]
         proba[idx] = logits_to_probabilities(pred.engine.logits(wins[idx]), pred.temperature)
-    ev_ok = evidence(pred.loaded.model, wins[ok], target=target)
+    mean = np.nanmean(proba, axis=0)
+    pos = classes[1] if pred.task.binary else target or pred.decide(mean)
+    ev_ok = evidence(pred.loaded.model, wins[ok], target=0 if pred.task.binary else classes.index(pos))
     ev: list[list] = [[] for _ in range(len(wins))]
     for i, e in zip(np.flatnonzero(ok), ev_ok):
         ev[i] = e
@@ -167,12 +175,11 @@ def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_w
             ax2.plot(centres, proba[:, j], "o-", ms=3, label=f"P({c})")
         ax2.legend(loc="upper right", fontsize=8, ncol=len(classes))
     ax2.axhline(0.5, color="k", ls="--", lw=0.8)
-    mean = np.nanmean(proba, axis=0)
     ax2.set(ylim=(0, 1), xlabel="time (s)", ylabel=f"P({pos})" if pred.task.binary else "P",
             title=f"(b) window probabilities (T = {pred.temperature:g}); mean P({pos}) = "
                   f"{mean[classes.index(pos)]:.3f} → {pred.decide(mean)}")
 
-    best = int(np.nanargmax(np.where(ok, p_pos, -np.inf)))         # (c) the most ALS-like window
+    best = int(np.nanargmax(np.where(ok, p_pos, -np.inf)))         # (c) the most target-like window
     ax3 = fig.add_subplot(gs[2, :])
     tw = np.arange(WINDOW_SAMPLES) / MODEL_FS * 1e3
     ax3.plot(tw, wins[best], lw=0.4, color="0.2")
@@ -206,7 +213,7 @@ def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_w
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return {"figure": str(out), "classes": classes, "n_windows": int(len(wins)),
+    return {"figure": str(out), "classes": classes, "target": pos, "n_windows": int(len(wins)),
             "n_windows_used": int(ok.sum()), "window_probabilities": proba.tolist(),
             "evidence": [[{"time_s": (starts[i] + e[0]) / MODEL_FS, "channel": e[1], "weight": e[2]}
                           for e in tops[i]] for i in range(len(wins))]}
