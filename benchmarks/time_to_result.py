@@ -63,8 +63,11 @@ def _train(data: str, out: Path, epochs: int, extra: list[str]) -> dict:
 def _loso(run: Path, wall_s: float | None) -> dict:
     if not (run / "metrics.json").is_file():
         raise SystemExit(f"time_to_result: {run}: no metrics.json (not a finished run)")
-    metrics = json.loads((run / "metrics.json").read_text())
-    epochs = [s for h in sorted(run.glob("folds/*/history.csv")) for s in _epoch_seconds(h)]
+    try:
+        metrics = json.loads((run / "metrics.json").read_text())
+        epochs = [s for h in sorted(run.glob("folds/*/history.csv")) for s in _epoch_seconds(h)]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise SystemExit(f"time_to_result: {run}: unreadable run folder ({type(e).__name__}: {e})") from None
     # A resumed run's metrics.json times only the resumed part: then pass the whole.
     wall = float(wall_s if wall_s is not None else metrics.get("wall_time_s", 0.0))
     if wall < sum(epochs):

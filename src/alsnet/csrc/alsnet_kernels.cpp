@@ -48,27 +48,6 @@ inline __m256 load_tf(const Loader& L, const float* p, int k) {
   return v;
 }
 
-// BT (A x A) applied to the A rows at logical times t0 + d*j of window xn; output xi,
-// channels k..k+7 go to V + xi*xs + (k/8)*ks.
-template <int A>
-inline void in_transform(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V, size_t xs,
-                         size_t ks) {
-  const float* rows[A];
-  for (int j = 0; j < A; ++j) {
-    int s = t0 + d * j - L.off;
-    rows[j] = (s >= 0 && s < L.Tx) ? xn + (size_t)s * L.C : nullptr;
-  }
-  for (int k = 0; k < L.C; k += 8) {
-    __m256 xv[A];
-    for (int j = 0; j < A; ++j) xv[j] = rows[j] ? load_tf(L, rows[j], k) : _mm256_setzero_ps();
-    for (int xi = 0; xi < A; ++xi) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int j = 0; j < A; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(bt + xi * A + j), xv[j], acc);
-      _mm256_storeu_ps(V + xi * xs + (k / 8) * ks, acc);
-    }
-  }
-}
-
 // Symmetric point sets (every finite point p != 0 next to -p, as in POINTS of
 // fastconv.py): BT rows 2k-1 and 2k agree on even columns and are opposite on odd ones,
 // AT columns 2k-1 and 2k agree on even rows and are opposite on odd ones, AT column 0 is
@@ -88,10 +67,12 @@ inline bool symmetric_pairs(const float* bt, const float* at, int A, int m) {
   return true;
 }
 
-// in_transform for symmetric_pairs matrices.
-template <int A>
-inline void in_transform_paired(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V,
-                                size_t xs, size_t ks) {
+// BT (A x A) applied to the A rows at logical times t0 + d*j of window xn; output xi,
+// channels k..k+7 go to V + xi*xs + (k/8)*ks. PAIRED: BT by symmetric_pairs (rows 0 and
+// A-1 in full, each pair of rows from one even and one odd half-sum).
+template <int A, bool PAIRED>
+inline void in_transform(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V, size_t xs,
+                         size_t ks) {
   const float* rows[A];
   for (int j = 0; j < A; ++j) {
     int s = t0 + d * j - L.off;
@@ -101,11 +82,12 @@ inline void in_transform_paired(const Loader& L, const float* xn, int t0, int d,
     __m256 xv[A];
     for (int j = 0; j < A; ++j) xv[j] = rows[j] ? load_tf(L, rows[j], k) : _mm256_setzero_ps();
     float* v = V + (k / 8) * ks;
-    for (int xi = 0; xi < A; xi += A - 1) {
+    for (int xi = 0; xi < A; xi += PAIRED ? A - 1 : 1) {
       __m256 acc = _mm256_setzero_ps();
       for (int j = 0; j < A; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(bt + xi * A + j), xv[j], acc);
       _mm256_storeu_ps(v + xi * xs, acc);
     }
+    if (!PAIRED) continue;
     for (int p = 1; p + 1 < A; p += 2) {
       __m256 e = _mm256_setzero_ps(), o = _mm256_setzero_ps();
       for (int j = 0; j < A; j += 2) e = _mm256_fmadd_ps(_mm256_broadcast_ss(bt + p * A + j), xv[j], e);
@@ -256,8 +238,8 @@ void fwd_impl(const Fwd& P) {
       const float* xn = P.L.x + (size_t)n * P.L.Tx * Cin;
       for (int q = 0; q < nt; ++q) {
         const int t0 = tl.t0(s0, q);
-        if (paired && P.paired_in) in_transform_paired<A>(P.L, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin, Cin, 8);
-        else in_transform<A>(P.L, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin, Cin, 8);
+        if (paired && P.paired_in) in_transform<A, true>(P.L, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin, Cin, 8);
+        else in_transform<A, false>(P.L, xn, t0, d, P.bt, V.data() + (size_t)q * A * Cin, Cin, 8);
       }
       if (nt % RB) std::memset(V.data() + (size_t)nt * A * Cin, 0, sizeof(float) * (RB - nt % RB) * A * Cin);
       if (P.stats) for (int k = 0; k < Cout; ++k) { s1[k] = 0.f; s2[k] = 0.f; }
@@ -419,8 +401,8 @@ void wgrad_impl(const Wgrad& P) {
       for (int k = 0; k < Cout; ++k) dbf[k] = 0.f;
       for (int q = 0; q < nt; ++q) {
         const int t0 = tl.t0(s0, q);
-        if (paired) in_transform_paired<A>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * 8, vx, ks);
-        else in_transform<A>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * 8, vx, ks);
+        if (paired) in_transform<A, true>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * 8, vx, ks);
+        else in_transform<A, false>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * 8, vx, ks);
         const float* rows[16];
         for (int i = 0; i < m; ++i) {
           const int s = t0 + d * i - P.DY.off;
