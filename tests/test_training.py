@@ -161,3 +161,25 @@ def test_a_last_batch_of_one_window_is_dropped_instead_of_crashing(tmp_path):
     L.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, default_root_dir=tmp_path).fit(module, datamodule=dm)
     assert module.current_epoch == 1
+
+
+def test_resume_takes_task_protocol_and_model_from_the_run_not_the_defaults(tmp_path):
+    """A resumed three-class LOSO run stays three-class (it once fell back to als-vs-normal)."""
+    from alsnet.simulate import simulate_dataset
+
+    data = tmp_path / "sim3"
+    simulate_dataset(data, n_subjects={"als": 2, "normal": 2, "myopathy": 2}, recordings_per_subject=1,
+                     duration_s=2.2, seed=4)
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--out", str(run), "--task", "three-class",
+                 "--protocol", "loso", "--model", "knn", "--n-boot", "20", "--quiet"]) == 0
+    before = json.loads((run / "metrics.json").read_text())
+    assert before["task"] == "three-class"
+    (run / "metrics.json").unlink()
+    (run / "folds" / "subject-A02" / "predictions.csv").unlink()  # that fold "was killed"
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    after = json.loads((run / "metrics.json").read_text())
+    assert (after["task"], after["protocol"], after["model"]) == ("three-class", "loso", "knn")
+    assert after["subject"]["confusion_matrix"] == before["subject"]["confusion_matrix"]
+    assert len(after["subject"]["confusion_matrix"]) == 3
+    assert pd.read_csv(run / "predictions.csv")["subject"].nunique() == 6  # every fold, M included

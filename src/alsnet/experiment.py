@@ -65,12 +65,13 @@ def _say(msg: str) -> None:
 
 def run(exp: Experiment, *, force: bool = False, resume: bool = False, progress: bool = True) -> dict | None:
     """Run an experiment; returns the metrics (None on non-zero DDP ranks)."""
+    run_dir = prepare_run_dir(exp.out, force=force, resume=resume)
+    if resume:
+        # everything but the folder comes from the run's own config (task, protocol, recipe, ...)
+        exp = Experiment.from_dict(read_json(run_dir / "config.json")["experiment"])
     if exp.model not in MODELS:
         raise AlsnetError(f"unknown model {exp.model!r}; choose from {', '.join(MODELS)}")
     task = get_task(exp.task)
-    run_dir = prepare_run_dir(exp.out, force=force, resume=resume)
-    if resume:
-        exp = Experiment.from_dict(read_json(run_dir / "config.json")["experiment"])
     t0 = time.perf_counter()
     ws = load_windows(exp.data, task, overlap=exp.overlap, invalid=exp.invalid, progress=progress)
     for p in ws.problems or []:
