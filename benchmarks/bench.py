@@ -150,8 +150,8 @@ def _worker_main(argv: list[str]) -> None:
 
 # --------------------------------------------------------------------------- parity
 
-def parity_windows(data: str | None, n_windows: int, n_times: int):
-    """``(x (n, T) float32, y, source)``: real N2001 windows of both classes, else synthetic."""
+def parity_windows(data: str | None, n_windows: int, n_times: int, task_name: str = "als-vs-normal"):
+    """``(x (n, T) float32, y, source)``: real N2001 windows of every class of the task, else synthetic."""
     import numpy as np
 
     if data and Path(data).is_dir():
@@ -159,14 +159,14 @@ def parity_windows(data: str | None, n_windows: int, n_times: int):
         from alsnet.io import find_recordings, parse_n2001_name, read_recording
         from alsnet.labels import get_task
 
-        task = get_task("als-vs-normal")
-        by_class: dict[int, list[Path]] = {0: [], 1: []}
+        task = get_task(task_name)
+        by_class: dict[int, list[Path]] = {k: [] for k in range(len(task.classes))}
         for p in find_recordings(data):
             info = parse_n2001_name(p.stem)
             code = task.code(info["label"]) if info else None
             if code is not None:
                 by_class[code].append(p)
-        per_class = -(-n_windows // 22) + 1        # ~11 windows per recording
+        per_class = -(-n_windows // (11 * len(by_class))) + 1        # ~11 windows per recording
         xs, ys = [], []
         for code, files in by_class.items():        # recordings spread over each class's list
             for k in range(min(per_class, len(files))):
@@ -192,12 +192,14 @@ def parity(paths, data: str | None, n_windows: int, n_times: int, threads: int, 
     from alsnet.fast import InferenceEngine, available_backends, set_threads
 
     set_threads(threads)
-    x, y, source = parity_windows(data, n_windows, n_times)
+    task_name = "als-vs-normal"
     if model_path:
         from alsnet.checkpoint import load_model
 
-        model, model_desc = load_model(model_path).model, model_path
-    else:
+        loaded = load_model(model_path)
+        model, model_desc, task_name = loaded.model, model_path, loaded.card.get("task", task_name)
+    x, y, source = parity_windows(data, n_windows, n_times, task_name)
+    if not model_path:
         torch.manual_seed(0)
         from alsnet.model import ALSNet
 
@@ -221,7 +223,8 @@ def parity(paths, data: str | None, n_windows: int, n_times: int, threads: int, 
             return float("nan")
         if z.shape[1] == 1:
             return float(roc_auc_score(yy, z[:, 0]))
-        return float(roc_auc_score(yy, torch.softmax(torch.from_numpy(z), 1).numpy(), multi_class="ovr"))
+        return float(roc_auc_score(yy, torch.softmax(torch.from_numpy(z), 1).numpy(), multi_class="ovr",
+                                   labels=list(range(z.shape[1]))))
 
     ref = InferenceEngine(model, "eager").logits(x)
     out = {"source": source, "n_windows": int(len(x)), "n_times": int(x.shape[1]), "model": model_desc,
