@@ -43,6 +43,9 @@ class Recipe:
     fast: bool = True
     #: With crops: whole training windows used to re-estimate the BatchNorm statistics.
     recalibration_windows: int = 192
+    #: None: unweighted loss (paper). "balanced": each class weighted by n / (k * n_class)
+    #: of the fold's training windows, in the training and the validation loss.
+    class_weight: str | None = None
 
     def deviations(self) -> list[str]:
         """Named departures from the paper's recipe, reported next to every number."""
@@ -57,6 +60,9 @@ class Recipe:
                        f"(paper: whole 1-s windows; validation and test use whole windows; BatchNorm "
                        f"statistics are re-estimated on {self.recalibration_windows} whole training "
                        f"windows before each validation)")
+        if self.class_weight is not None:
+            out.append(f"class_weight={self.class_weight}: loss weighted by n / (k * n_class) of the "
+                       f"training windows (paper: unweighted)")
         return out
 
     def to_dict(self) -> dict:
@@ -133,12 +139,18 @@ class WindowDataModule(L.LightningDataModule):
 class ALSNetModule(L.LightningModule):
     """ALSNet with the paper's loss, optimiser and learning-rate schedule."""
 
-    def __init__(self, task: Task, recipe: Recipe):
+    def __init__(self, task: Task, recipe: Recipe, class_weights: torch.Tensor | None = None):
         super().__init__()
         self.task = task
         self.recipe = recipe
         self.model = ALSNet(n_chans=1, n_outputs=task.n_outputs)
-        self.loss_fn = nn.BCEWithLogitsLoss() if task.binary else nn.CrossEntropyLoss()
+        if class_weights is not None:
+            class_weights = torch.as_tensor(class_weights, dtype=torch.float32)
+            if class_weights.shape != (len(task.classes),):
+                raise ValueError(f"need {len(task.classes)} class weights, got {tuple(class_weights.shape)}")
+        self.class_weights = class_weights
+        self.loss_fn = nn.BCEWithLogitsLoss(reduction="none") if task.binary else nn.CrossEntropyLoss(
+            weight=class_weights)
         self._fast = None
         if recipe.fast:
             try:
@@ -156,7 +168,11 @@ class ALSNetModule(L.LightningModule):
 
     def _loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.task.binary:
-            return self.loss_fn(logits[:, 0], y.float())
+            per = self.loss_fn(logits[:, 0], y.float())
+            if self.class_weights is None:
+                return per.mean()
+            w = self.class_weights.to(per.device)[y.long()]
+            return (per * w).sum() / w.sum()  # the weighted mean, as CrossEntropyLoss(weight=...)
         return self.loss_fn(logits, y.long())
 
     def _correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ import torch
 
 from alsnet.checkpoint import atomic_write_text, save_model
 from alsnet.dataset import WindowSet
+from alsnet.errors import AlsnetError
 from alsnet.labels import Task
 from alsnet.lightning import ALSNetModule, Recipe, WindowDataModule
 from alsnet.model import ALSNet
@@ -115,6 +116,18 @@ def quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*litlogger.*")
 
 
+def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
+    """``n / (k * n_c)`` per class (scikit-learn's "balanced"), from the training labels."""
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.asarray(y).astype(np.int64)
+    present = np.unique(y)
+    if len(present) != n_classes:
+        raise AlsnetError(f"class_weight=balanced needs training windows of all {n_classes} classes, "
+                          f"got {len(present)}")
+    return compute_class_weight("balanced", classes=np.arange(n_classes), y=y).astype(np.float32)
+
+
 def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fold_dir: Path, *,
                       seed: int, trainer_kw: dict, progress: bool, eval_backend: str = "auto",
                       card: dict | None = None) -> pd.DataFrame | None:
@@ -125,7 +138,10 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     quiet_lightning()
     fold_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
-    module = ALSNetModule(task, recipe)
+    if recipe.class_weight not in (None, "balanced"):
+        raise AlsnetError(f"class_weight must be 'balanced' or None, got {recipe.class_weight!r}")
+    weights = balanced_class_weights(ws.y[fold.train], len(task.classes)) if recipe.class_weight else None
+    module = ALSNetModule(task, recipe, class_weights=weights)
     crop = int(round(recipe.train_crop * MODEL_FS)) if recipe.train_crop else None
     dm = WindowDataModule(ws.x[fold.train], ws.y[fold.train], ws.x[fold.val], ws.y[fold.val],
                           batch_size=recipe.batch_size, crop=crop, seed=seed)

@@ -19,6 +19,8 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     r.add_argument("--train-crop", type=float, default=None, metavar="SECONDS",
                    help="train on random crops of this length (a named deviation from the paper; "
                         "validation and test always use whole 1-s windows)")
+    r.add_argument("--class-weight", choices=["balanced"], default=None,
+                   help="weight the loss by inverse class frequency of the training windows (paper: unweighted)")
     r.add_argument("--no-fast", action="store_true", help="use the plain eager model for training steps")
     d = p.add_argument_group("devices (Lightning)")
     d.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto (default cpu)")
@@ -65,7 +67,8 @@ def experiment_from_args(args) -> "Experiment":
         raise AlsnetError("--data and --out are required (or --resume RUN_DIR)")
     recipe = Recipe(lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs,
                     plateau_patience=args.plateau_patience, early_stopping_patience=args.patience,
-                    train_crop=args.train_crop, fast=not args.no_fast)
+                    train_crop=args.train_crop, fast=not args.no_fast,
+                    class_weight=args.class_weight)
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = {"accelerator": args.accelerator, "devices": devices, "num_nodes": args.num_nodes,
                "strategy": args.strategy, "precision": args.precision}
