@@ -33,6 +33,11 @@ LIMITS = [
     "Few subjects (6 ALS, 8 controls, 5 myopathy): subject-level intervals are wide.",
 ]
 
+WEIGHTED_LIMIT = ("Trained with a class-balanced loss: its probabilities assume equal prior odds of the "
+                  "classes, not their frequency in the training data (for example 24 % ALS windows for "
+                  "als-vs-normal), so P(ALS) is higher than the training frequency would give; the "
+                  "calibration entry on this card gives the expected calibration error on validation windows.")
+
 
 def _evaluation(run: Path, task: str) -> dict:
     """The subject-wise metrics of a cross-validated run folder, for the model card."""
@@ -60,6 +65,7 @@ def _evaluation(run: Path, task: str) -> dict:
 
 def main(argv=None) -> int:
     from alsnet.checkpoint import load_model, save_model
+    from alsnet.errors import AlsnetError
     from alsnet.dataset import load_windows
     from alsnet.labels import get_task
     from alsnet.lightning import Recipe
@@ -75,16 +81,21 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-epochs", type=int, default=20)
     ap.add_argument("--train-crop", type=float, default=0.125)
+    ap.add_argument("--class-weight", choices=["balanced"], default=None,
+                    help="loss weighted by inverse class frequency (as alsnet train --class-weight)")
     args = ap.parse_args(argv)
 
     task = get_task(args.task)
+    recipe = Recipe(max_epochs=args.max_epochs, train_crop=args.train_crop, class_weight=args.class_weight)
     # The evaluation run is read first: a bad one fails in a second, not after training.
     evaluation = _evaluation(args.evaluation, args.task) if args.evaluation else None
+    if evaluation is not None and evaluation.get("deviations") != recipe.deviations():
+        raise AlsnetError(f"{args.evaluation}: evaluated with another recipe ({evaluation.get('deviations')}) "
+                          f"than this build ({recipe.deviations()}); its metrics would not describe this model")
     ws = load_windows(args.data, task)
     idx = np.arange(len(ws))
     train, val = split_validation(idx, ws.y, ws.subject, args.seed)
     fold = Fold("all-subjects", train, val, val)
-    recipe = Recipe(max_epochs=args.max_epochs, train_crop=args.train_crop)
     work = args.work / args.task
     if work.exists():
         shutil.rmtree(work)
@@ -94,9 +105,10 @@ def main(argv=None) -> int:
                               "validation_subjects": sorted(set(ws.subject[val]))},
             "protocol": "all subjects (no test set); validation from held-out training subjects",
             "recipe": recipe.to_dict(), "deviations": recipe.deviations(), "seed": args.seed,
-            "evaluation": evaluation, "intended_use": INTENDED_USE, "limitations": LIMITS,
+            "evaluation": evaluation, "intended_use": INTENDED_USE, "limitations": LIMITS + ([WEIGHTED_LIMIT] if args.class_weight else []),
             "rebuild": (f"python scripts/build_pretrained.py --data {args.data} --task {args.task} "
                         f"--max-epochs {args.max_epochs} --train-crop {args.train_crop:g} --seed {args.seed}"
+                        + (f" --class-weight {args.class_weight}" if args.class_weight else "")
                         + (f" --evaluation {args.evaluation}" if args.evaluation else ""))}
     train_alsnet_fold(ws, fold, task, recipe, work, seed=args.seed, trainer_kw={"accelerator": "cpu", "devices": 1},
                       progress=sys.stderr.isatty(), card=card)

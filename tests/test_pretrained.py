@@ -39,6 +39,8 @@ def test_bundled_model_card_states_data_protocol_metrics_use_and_limits(name):
     text = " ".join(card["limitations"]).lower()
     assert "biceps" in text and "age" in text and "one centre" in text
     assert card["rebuild"].startswith("python scripts/build_pretrained.py")
+    # the card's subject-wise metrics come from a run of the recipe this model was built with
+    assert ev["deviations"] == card["deviations"]
     assert 0.05 < card["calibration"]["temperature"] < 20
 
 
@@ -69,3 +71,23 @@ def test_a_tampered_bundled_model_is_refused(tmp_path):
     (tmp_path / "m.json").write_text(stem.with_suffix(".json").read_text())
     with pytest.raises(CheckpointError, match="m.safetensors"):
         load_model(tmp_path / "m")
+
+
+def test_build_refuses_an_evaluation_run_of_another_recipe(tmp_path):
+    """Before any training: metrics of a differently trained run must not go on a card."""
+    import importlib.util
+
+    from alsnet.errors import AlsnetError
+
+    spec = importlib.util.spec_from_file_location(
+        "build_pretrained", Path(__file__).resolve().parents[1] / "scripts" / "build_pretrained.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = tmp_path / "cv"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps({
+        "task": "als-vs-normal", "protocol": "loso", "protocol_label": "subject-wise",
+        "window": {}, "recording": {}, "subject": {}, "deviations": ["max_epochs=6 (paper 100)"]}))
+    with pytest.raises(AlsnetError, match="another recipe"):
+        mod.main(["--data", str(tmp_path / "no-data"), "--task", "als-vs-normal", "--max-epochs", "6",
+                  "--class-weight", "balanced", "--evaluation", str(run), "--out", str(tmp_path / "m")])
