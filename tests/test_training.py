@@ -183,3 +183,30 @@ def test_resume_takes_task_protocol_and_model_from_the_run_not_the_defaults(tmp_
     assert after["subject"]["confusion_matrix"] == before["subject"]["confusion_matrix"]
     assert len(after["subject"]["confusion_matrix"]) == 3
     assert pd.read_csv(run / "predictions.csv")["subject"].nunique() == 6  # every fold, M included
+
+
+def test_validation_scores_through_the_inference_engine_give_the_eval_mode_logits():
+    """Validation uses the folded/Winograd engine on CPU; its logits (and so val_loss, which
+    picks the checkpoint) are the eval-mode model's to float32 rounding."""
+    import torch
+
+    from alsnet.labels import get_task
+    from alsnet.lightning import ALSNetModule, Recipe
+
+    torch.manual_seed(0)
+    module = ALSNetModule(get_task("three-class"), Recipe())
+    x = torch.randn(24, 1, 4000) * 50
+    with torch.no_grad():
+        module.model.train()
+        module(x)  # move the BatchNorm statistics off their initial values
+        module.model.eval()
+        engine = module._make_val_engine()
+        if engine is None:
+            pytest.skip("no fast inference path in this build")
+        module._val_engine = engine
+        got = module._val_logits(x)
+        ref = module.model(x)
+    assert got.shape == ref.shape
+    assert float((got - ref).abs().max() / ref.abs().max()) < 1e-4
+    y = torch.tensor([0, 1, 2] * 8)
+    assert float(module._loss(got, y)) == pytest.approx(float(module._loss(ref, y)), rel=1e-4)
