@@ -65,8 +65,8 @@ def _evaluation(run: Path, task: str) -> dict:
 
 def main(argv=None) -> int:
     from alsnet.checkpoint import load_model, save_model
-    from alsnet.errors import AlsnetError
     from alsnet.dataset import load_windows
+    from alsnet.errors import AlsnetError
     from alsnet.labels import get_task
     from alsnet.lightning import Recipe
     from alsnet.splits import Fold, split_validation
@@ -105,7 +105,8 @@ def main(argv=None) -> int:
                               "validation_subjects": sorted(set(ws.subject[val]))},
             "protocol": "all subjects (no test set); validation from held-out training subjects",
             "recipe": recipe.to_dict(), "deviations": recipe.deviations(), "seed": args.seed,
-            "evaluation": evaluation, "intended_use": INTENDED_USE, "limitations": LIMITS + ([WEIGHTED_LIMIT] if args.class_weight else []),
+            "evaluation": evaluation, "intended_use": INTENDED_USE,
+            "limitations": LIMITS + ([WEIGHTED_LIMIT] if args.class_weight else []),
             "rebuild": (f"python scripts/build_pretrained.py --data {args.data} --task {args.task} "
                         f"--max-epochs {args.max_epochs} --train-crop {args.train_crop:g} --seed {args.seed}"
                         + (f" --class-weight {args.class_weight}" if args.class_weight else "")

@@ -19,6 +19,8 @@ def test_balanced_weights_are_n_over_k_times_class_count():
     np.testing.assert_allclose(balanced_class_weights(np.array([0, 1, 2, 2]), 3), [4 / 3, 4 / 3, 4 / 6])
     with pytest.raises(AlsnetError, match="all 3 classes"):
         balanced_class_weights(np.array([0, 1, 1]), 3)
+    with pytest.raises(AlsnetError, match="'balanced' or None"):
+        Recipe(class_weight="inverse")
 
 
 def test_binary_weighted_loss_is_the_weighted_mean_of_per_window_losses():

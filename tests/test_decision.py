@@ -10,6 +10,7 @@ import pytest
 
 from alsnet.decision import apply_class_offsets, fit_class_offsets, rescore_run
 from alsnet.errors import AlsnetError
+from alsnet.labels import get_task
 
 
 def _binary(p_pos):
@@ -70,7 +71,7 @@ def test_rescore_run_applies_each_folds_own_rule(tmp_path):
     whose windows sit at P(ALS) = 0.3 is then called ALS; the control at 0.1 stays normal."""
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"task": {"name": "als-vs-normal"}}))
+    (run / "config.json").write_text(json.dumps({"task": get_task("als-vs-normal").to_dict()}))
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     val = [logit(0.1)] * 6 + [logit(0.3)] * 2
     _fold(run, "subject-A01", "A01", val, [0] * 6 + [1] * 2, [0.3] * 4, [1] * 4)
@@ -86,6 +87,16 @@ def test_rescore_run_applies_each_folds_own_rule(tmp_path):
 def test_rescore_refuses_a_run_without_validation_logits(tmp_path):
     run = tmp_path / "run"
     (run / "folds" / "f1").mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"task": {"name": "als-vs-normal"}}))
+    (run / "config.json").write_text(json.dumps({"task": get_task("als-vs-normal").to_dict()}))
     with pytest.raises(AlsnetError, match="calibration.npz"):
+        rescore_run(run)
+
+
+def test_rescore_names_a_corrupt_calibration_file(tmp_path):
+    run = tmp_path / "run"
+    (run / "folds" / "subject-A01").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"task": get_task("als-vs-normal").to_dict()}))
+    bad = run / "folds" / "subject-A01" / "calibration.npz"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(AlsnetError, match="calibration.npz: unreadable validation logits"):
         rescore_run(run)

@@ -51,15 +51,11 @@ def fit_class_offsets(proba: np.ndarray, y: np.ndarray) -> np.ndarray:
     logp = np.log(np.clip(p, 1e-12, 1.0))
     grids = np.meshgrid(*([GRID] * (k - 1)), indexing="ij")
     cand = np.concatenate([np.zeros((grids[0].size, 1)), *[g.reshape(-1, 1) for g in grids]], axis=1)
-    best, best_score, best_norm = None, -1.0, np.inf
-    for chunk in np.array_split(cand, max(1, len(cand) // 2048)):
-        pred = np.argmax(logp[None] + chunk[:, None, :], axis=2)
-        score = _balanced_accuracy(pred, y, k)
-        norm = np.linalg.norm(chunk, axis=1)
-        for i in np.flatnonzero(score >= score.max() - 1e-12):
-            if score[i] > best_score + 1e-12 or (abs(score[i] - best_score) <= 1e-12 and norm[i] < best_norm):
-                best, best_score, best_norm = chunk[i], score[i], norm[i]
-    return best.copy()
+    # chunks of candidates keep the (candidates, windows) decision array small
+    score = np.concatenate([_balanced_accuracy(np.argmax(logp[None] + c[:, None, :], axis=2), y, k)
+                            for c in np.array_split(cand, max(1, len(cand) // 2048))])
+    tied = np.flatnonzero(score >= score.max() - 1e-12)
+    return cand[tied[np.argmin(np.linalg.norm(cand[tied], axis=1))]].copy()
 
 
 def apply_class_offsets(proba: np.ndarray, offsets: np.ndarray) -> np.ndarray:
@@ -75,34 +71,40 @@ def rescore_run(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> tu
     uncalibrated probabilities its folds wrote; each fold's ``calibration.npz`` holds the
     validation logits of the same model (validation subjects come from the training side).
     """
+    import zipfile
+
     from alsnet.calibration import apply_temperature
-    from alsnet.labels import get_task
+    from alsnet.figures import _read_csv, _read_json, run_task
     from alsnet.metrics import evaluate, proba_columns
-    from alsnet.runs import read_json
 
     run = Path(run_dir)
-    cfg = read_json(run / "config.json")
-    task = get_task(cfg["task"]["name"])
+    task = run_task(_read_json(run / "config.json"), run / "config.json")
     pcols = proba_columns(task)
     frames, offsets = [], {}
     folds = sorted(p for p in (run / "folds").glob("*") if p.is_dir())
     if not folds:
         raise AlsnetError(f"{run}: no folds/ to rescore")
     for fd in folds:
-        npz, csv = fd / "calibration.npz", fd / "predictions.csv"
-        if not (npz.is_file() and csv.is_file()):
-            raise AlsnetError(f"{fd}: no calibration.npz / predictions.csv (an unfinished fold, or not an ALSNet run)")
-        with np.load(npz) as z:
-            val_logits, val_y = z["val_logits"], z["val_y"]
-        b = fit_class_offsets(apply_temperature(val_logits, 1.0), val_y)
-        pred = pd.read_csv(csv, dtype={"fold": str, "subject": str})
+        npz = fd / "calibration.npz"
+        if not npz.is_file():
+            raise AlsnetError(f"{fd}: no calibration.npz (an unfinished fold, or not an ALSNet run)")
+        try:
+            with np.load(npz) as z:
+                val_logits, val_y = z["val_logits"], z["val_y"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise AlsnetError(f"{npz}: unreadable validation logits ({type(e).__name__}: {e})") from None
+        try:
+            b = fit_class_offsets(apply_temperature(val_logits, 1.0), val_y)
+        except AlsnetError as e:
+            raise AlsnetError(f"{npz}: {e}") from None
+        pred = _read_csv(fd / "predictions.csv", ("record", "subject", "y_true", *pcols))
         pred[pcols] = apply_class_offsets(pred[pcols].to_numpy(), b)
         frames.append(pred)
         offsets[fd.name] = {c: float(v) for c, v in zip(task.classes, b)}
     pred = pd.concat(frames, ignore_index=True)
     m = evaluate(pred, task, n_boot=n_boot, seed=seed)
     m["decision"] = RULE
-    src = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    src = _read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
     for key in ("task", "model", "protocol", "protocol_label", "shares_recordings_between_train_and_test",
                 "deviations", "window_settings", "seed"):
         if key in src:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from alsnet.errors import AlsnetError
 from alsnet.labels import Task
 from alsnet.model import ALSNet
 
@@ -46,6 +47,10 @@ class Recipe:
     #: None: unweighted loss (paper). "balanced": each class weighted by n / (k * n_class)
     #: of the fold's training windows, in the training and the validation loss.
     class_weight: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.class_weight not in (None, "balanced"):
+            raise AlsnetError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
 
     def deviations(self) -> list[str]:
         """Named departures from the paper's recipe, reported next to every number."""

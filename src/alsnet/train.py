@@ -138,8 +138,6 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     quiet_lightning()
     fold_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
-    if recipe.class_weight not in (None, "balanced"):
-        raise AlsnetError(f"class_weight must be 'balanced' or None, got {recipe.class_weight!r}")
     weights = balanced_class_weights(ws.y[fold.train], len(task.classes)) if recipe.class_weight else None
     module = ALSNetModule(task, recipe, class_weights=weights)
     crop = int(round(recipe.train_crop * MODEL_FS)) if recipe.train_crop else None
