@@ -1,4 +1,4 @@
-"""Speed, memory and parity of ALSNet's execution paths (``alsnet.fast``) against eager fp32.
+"""Speed, memory and parity of ALSNet's execution paths (``alsnet.engine.backends``) against eager fp32.
 
 Usage::
 
@@ -62,12 +62,12 @@ def _model(seed: int, n_outputs: int = 1, model_path: str | None = None):
 
     import torch
 
-    from alsnet.model import ALSNet
+    from alsnet.model.network import ALSNet
 
     key = (seed, n_outputs, model_path)
     if key not in _MODELS:
         if model_path:
-            from alsnet.checkpoint import load_model
+            from alsnet.model.checkpoint import load_model
 
             m = load_model(model_path).model
         else:
@@ -86,7 +86,7 @@ def measure(kind: str, path: str, batch: int, n_times: int, iters: int, threads:
     """Time ``iters`` calls of one path after one warm-up call; returns a result record."""
     import torch
 
-    from alsnet.fast import InferenceEngine, set_threads
+    from alsnet.engine.backends import InferenceEngine, set_threads
 
     set_threads(threads)
     model = _model(0, model_path=model_path)
@@ -107,8 +107,8 @@ def measure(kind: str, path: str, batch: int, n_times: int, iters: int, threads:
             eng.logits(xs)
             times.append(time.perf_counter() - t0)
     else:
-        from alsnet import fasttrain
-        from alsnet.fast import train_forward
+        from alsnet.engine import train_step as fasttrain
+        from alsnet.engine.backends import train_forward
 
         if path == "fast-direct":  # the same kernels with direct (not Winograd) convolutions
             fasttrain.TILES = {k: (1, 1) for k in fasttrain.TILES}
@@ -155,9 +155,9 @@ def parity_windows(data: str | None, n_windows: int, n_times: int, task_name: st
     import numpy as np
 
     if data and Path(data).is_dir():
-        from alsnet.dataset import recording_windows
-        from alsnet.io import find_recordings, parse_n2001_name, read_recording
-        from alsnet.labels import get_task
+        from alsnet.data.dataset import recording_windows
+        from alsnet.data.io import find_recordings, parse_n2001_name, read_recording
+        from alsnet.data.labels import get_task
 
         task = get_task(task_name)
         by_class: dict[int, list[Path]] = {k: [] for k in range(len(task.classes))}
@@ -189,19 +189,19 @@ def parity(paths, data: str | None, n_windows: int, n_times: int, threads: int, 
     import torch
     from sklearn.metrics import roc_auc_score
 
-    from alsnet.fast import InferenceEngine, available_backends, set_threads
+    from alsnet.engine.backends import InferenceEngine, available_backends, set_threads
 
     set_threads(threads)
     task_name = "als-vs-normal"
     if model_path:
-        from alsnet.checkpoint import load_model
+        from alsnet.model.checkpoint import load_model
 
         loaded = load_model(model_path)
         model, model_desc, task_name = loaded.model, model_path, loaded.card.get("task", task_name)
     x, y, source = parity_windows(data, n_windows, n_times, task_name)
     if not model_path:
         torch.manual_seed(0)
-        from alsnet.model import ALSNet
+        from alsnet.model.network import ALSNet
 
         model = ALSNet()
         with torch.no_grad():  # BatchNorm statistics from the windows themselves
@@ -257,7 +257,7 @@ def train_parity(model, x, model_path) -> dict:
 
     import torch
 
-    from alsnet.fast import train_forward
+    from alsnet.engine.backends import train_forward
 
     res = {}
     runs = {}
@@ -373,7 +373,7 @@ def run(args) -> dict:
         n_times, bi, bt, iters_i, iters_t, rounds = 23437, 16, 48, 3, 1, args.rounds
         ipaths = list(args.paths or INFER_PATHS)
         tpaths = list(args.train_paths or TRAIN_PATHS)
-    from alsnet.fast import available_backends
+    from alsnet.engine.backends import available_backends
 
     avail = set(available_backends())
     skipped = {p: "not available here" for p in ipaths if p not in avail}
@@ -503,7 +503,7 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--paths", nargs="*", help=f"inference paths (default all of {', '.join(INFER_PATHS)})")
     ap.add_argument("--train-paths", nargs="*", help=f"training paths (default {', '.join(TRAIN_PATHS)})")
-    ap.add_argument("--model", help="weights for all paths (alsnet.checkpoint.load_model); default random")
+    ap.add_argument("--model", help="weights for all paths (alsnet.model.checkpoint.load_model); default random")
     ap.add_argument("--data", default=str(REPO / "data" / "N2001"), help="N2001 folder for the parity check")
     ap.add_argument("--parity-windows", type=int, default=200)
     ap.add_argument("--no-parity", action="store_true")

@@ -69,11 +69,11 @@ def main() -> int:
         t_write = time.perf_counter() - t0
         model = args.model
         if model is None:
-            from alsnet.checkpoint import save_model
-            from alsnet.model import ALSNet
+            from alsnet.model.checkpoint import save_model
+            from alsnet.model.network import ALSNet
 
             model = str(save_model(tmp / "random", ALSNet(n_outputs=1), {"task": "als-vs-normal"}))
-        cmd = [sys.executable, "-m", "alsnet.cli", "predict", "--json", "--model", model,
+        cmd = [sys.executable, "-m", "alsnet.cli.main", "predict", "--json", "--model", model,
                "--backend", args.backend, "--threads", str(args.threads), "--batch", str(args.batch),
                str(hea)]
         t0 = time.perf_counter()

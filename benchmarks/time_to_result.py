@@ -4,7 +4,7 @@
 
 runs ``alsnet train`` (ALS vs normal, 0.125-s crops, as in docs/results.md) for
 ``--epochs`` epochs on the paper split and on one LOSO fold, each twice in the same run:
-once as published (``alsnet.fast.train_forward``, evaluation by the ``auto`` backend) and
+once as published (``alsnet.engine.backends.train_forward``, evaluation by the ``auto`` backend) and
 once on the reference path (``--no-fast --backend eager``: plain eager fp32 ``nn.Conv1d``
 for training, validation and test). Full runs are then extrapolated from those measured
 epochs: the paper run (20 epochs) as the measured wall time plus the remaining epochs at

@@ -1,7 +1,7 @@
 """Time of one per-epoch validation pass: the inference engine vs train_forward in eval mode.
 
 Training validates on whole 1-s windows every epoch. On CPU in float32 that pass goes
-through ``alsnet.fast.InferenceEngine`` (BatchNorm folded, Winograd kernels; what
+through ``alsnet.engine.backends.InferenceEngine`` (BatchNorm folded, Winograd kernels; what
 ``ALSNetModule`` does since this benchmark was added) instead of ``train_forward`` in eval
 mode. Both paths score the same real N2001 windows in batches of 48 (the validation loader's
 batch), alternating, ``--rounds`` times each, in one process; the engine is rebuilt every
@@ -24,14 +24,13 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    import numpy as np
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench import parity_windows  # real windows of every class, else synthetic
 
-    from alsnet.checkpoint import load_model
-    from alsnet.fast import InferenceEngine, set_threads, train_forward
+    from alsnet.engine.backends import InferenceEngine, set_threads, train_forward
+    from alsnet.model.checkpoint import load_model
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/N2001")
@@ -41,7 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--model", default="als-vs-normal", help="bundled name or model file")
     args = ap.parse_args(argv)
     set_threads(args.threads)
-    from alsnet.pretrained import resolve_model
+    from alsnet.model.pretrained import resolve_model
 
     model = (resolve_model(args.model) if not Path(args.model).suffix else load_model(args.model)).model.eval()
     x, _, source = parity_windows(args.data, args.windows, 23437)

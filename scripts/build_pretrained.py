@@ -64,13 +64,13 @@ def _evaluation(run: Path, task: str) -> dict:
 
 
 def main(argv=None) -> int:
-    from alsnet.checkpoint import load_model, save_model
-    from alsnet.dataset import load_windows
+    from alsnet.data.dataset import load_windows
+    from alsnet.data.labels import get_task
     from alsnet.errors import AlsnetError
-    from alsnet.labels import get_task
-    from alsnet.lightning import Recipe
-    from alsnet.splits import Fold, split_validation
-    from alsnet.train import train_alsnet_fold
+    from alsnet.model.checkpoint import load_model, save_model
+    from alsnet.training.fold import train_alsnet_fold
+    from alsnet.training.lightning import Recipe
+    from alsnet.training.splits import Fold, split_validation
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/N2001")

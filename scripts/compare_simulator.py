@@ -58,8 +58,8 @@ def measure(paths: list[Path]) -> dict:
     """Per-class lists of per-recording features and PSDs."""
     from scipy.signal import welch
 
-    from alsnet.io import read_recording
-    from alsnet.windows import make_windows
+    from alsnet.data.io import read_recording
+    from alsnet.data.windows import make_windows
 
     res = defaultdict(lambda: defaultdict(list))
     for p in paths:
@@ -84,8 +84,8 @@ def measure(paths: list[Path]) -> dict:
 
 def muap_table(seed: int, n_subjects: int) -> dict:
     """Median MUAP peak-to-peak, duration and % polyphasic (>= 5 phases) per class."""
-    from alsnet.muap import muap_metrics
-    from alsnet.simulate import MODEL_FS, SIM_CLASSES, draw_sources, draw_subject
+    from alsnet.data.muap_model import muap_metrics
+    from alsnet.data.simulate import MODEL_FS, SIM_CLASSES, draw_sources, draw_subject
 
     out = {}
     for ci, cls in enumerate(SIM_CLASSES):
@@ -195,7 +195,7 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=REPO / "docs" / "figures" / "simulator_vs_real.png")
     args = ap.parse_args(argv)
-    from alsnet.simulate import simulate_dataset
+    from alsnet.data.simulate import simulate_dataset
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

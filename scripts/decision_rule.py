@@ -4,7 +4,7 @@
 
 For each fold, per-class offsets on the log-probabilities are fitted to maximise balanced
 accuracy on that fold's validation windows (whole subjects from the training side; never
-the test subject) and applied to its test windows (``alsnet.decision``). Writes
+the test subject) and applied to its test windows (``alsnet.evaluation.decision``). Writes
 ``RUN_DIR/decision-validation/`` with ``metrics.json`` (every level, bootstrap intervals),
 ``predictions.csv`` and ``offsets.json``; ``python scripts/results_table.py
 RUN_DIR/decision-validation`` prints its rows. The run itself is not changed.
@@ -18,9 +18,9 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from alsnet.decision import rescore_run
     from alsnet.errors import AlsnetError
-    from alsnet.runs import write_csv, write_json
+    from alsnet.training.rescore import rescore_run
+    from alsnet.training.runs import write_csv, write_json
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from scipy.io import wavfile
 
-from alsnet.cli import build_parser, main
-from alsnet.dataset import recording_windows
+from alsnet.cli.main import build_parser, main
+from alsnet.data.dataset import recording_windows
+from alsnet.data.io import SignalQualityWarning, read_recording
+from alsnet.data.windows import WINDOW_SAMPLES
 from alsnet.errors import AlsnetError, InputError
-from alsnet.io import SignalQualityWarning, read_recording
-from alsnet.windows import WINDOW_SAMPLES
 from test_io import write_n2001
 
 
@@ -253,8 +253,8 @@ def test_data_info_warns_in_one_line_about_a_flat_signal_and_exits_zero(tmp_path
 def random_model(tmp_path_factory) -> Path:
     import torch
 
-    from alsnet.checkpoint import save_model
-    from alsnet.model import ALSNet
+    from alsnet.model.checkpoint import save_model
+    from alsnet.model.network import ALSNet
 
     torch.manual_seed(0)
     return save_model(tmp_path_factory.mktemp("model") / "random", ALSNet(1, 1), {"task": "als-vs-normal"})
@@ -311,7 +311,7 @@ class _Marker:
 
 
 def test_a_malicious_pickle_is_refused_without_trust_and_runs_nothing(tmp_path):
-    from alsnet.pickles import read_kaggle_pickle, read_kaggle_split
+    from alsnet.data.pickles import read_kaggle_pickle, read_kaggle_split
 
     marker = tmp_path / "pwned"
     (tmp_path / "X_train.pkl").write_bytes(pickle.dumps(_Marker(str(marker))))
@@ -325,7 +325,7 @@ def test_a_malicious_pickle_is_refused_without_trust_and_runs_nothing(tmp_path):
 
 def test_a_trusted_kaggle_pickle_is_loaded_with_a_warning(tmp_path):
     pd = pytest.importorskip("pandas")
-    from alsnet.pickles import PickleTrustWarning, read_kaggle_pickle, read_kaggle_split
+    from alsnet.data.pickles import PickleTrustWarning, read_kaggle_pickle, read_kaggle_split
 
     x = np.random.default_rng(0).normal(size=(4, 50))
     pd.DataFrame(x).to_pickle(tmp_path / "X_train.pkl")

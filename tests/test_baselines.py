@@ -7,9 +7,9 @@ import pickle
 import numpy as np
 import pytest
 
-from alsnet.baselines import BASELINES, fit_predict, fit_predict_features, make_baseline
 from alsnet.errors import AlsnetError
-from alsnet.features import DB4_HI, DB4_LO, dwt, feature_names, window_features
+from alsnet.evaluation.baselines import BASELINES, fit_predict, fit_predict_features, make_baseline
+from alsnet.evaluation.features import DB4_HI, DB4_LO, dwt, feature_names, window_features
 
 FS = 23437.5
 T = 4096

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from alsnet.checkpoint import load_model, save_model, sha256_file
 from alsnet.errors import AlsnetError, CheckpointError
-from alsnet.model import ALSNet
+from alsnet.model.checkpoint import load_model, save_model, sha256_file
+from alsnet.model.network import ALSNet
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from alsnet.data.labels import get_task
 from alsnet.errors import AlsnetError
-from alsnet.labels import get_task
-from alsnet.lightning import ALSNetModule, Recipe
-from alsnet.train import balanced_class_weights
+from alsnet.training.fold import balanced_class_weights
+from alsnet.training.lightning import ALSNetModule, Recipe
 
 
 def test_balanced_weights_are_n_over_k_times_class_count():
@@ -51,8 +51,8 @@ def test_three_class_weighted_loss_matches_cross_entropy_with_weights():
 
 
 def test_a_class_weighted_run_names_the_deviation(tmp_path):
-    from alsnet.cli import main
-    from alsnet.simulate import simulate_dataset
+    from alsnet.cli.main import main
+    from alsnet.data.simulate import simulate_dataset
 
     data = tmp_path / "sim"
     simulate_dataset(data, n_subjects={"als": 2, "normal": 4}, recordings_per_subject=1, duration_s=3.2, seed=2)

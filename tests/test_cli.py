@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import pickle
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from alsnet.cli import COMMAND_MODULES, build_parser, main
+from alsnet.cli.main import COMMAND_MODULES, build_parser, main
 
 
 def test_help_lists_every_subcommand(capsys):

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alsnet.decision import apply_class_offsets, fit_class_offsets, rescore_run
+from alsnet.data.labels import get_task
 from alsnet.errors import AlsnetError
-from alsnet.labels import get_task
+from alsnet.evaluation.decision import apply_class_offsets, fit_class_offsets
+from alsnet.training.rescore import rescore_run
 
 
 def _binary(p_pos):

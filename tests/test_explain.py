@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from alsnet.checkpoint import save_model
-from alsnet.cli import main
-from alsnet.explain import evidence, explain_recording
-from alsnet.model import RECEPTIVE_FIELD
-from alsnet.windows import MODEL_FS, WINDOW_SAMPLES
+from alsnet.cli.main import main
+from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
+from alsnet.diagnosis.explain import evidence, explain_recording
+from alsnet.model.checkpoint import save_model
+from alsnet.model.network import RECEPTIVE_FIELD
 from test_predict import emg, fitted_model
 
 
@@ -76,7 +76,7 @@ def test_a_binary_model_explains_only_its_positive_class(model_path, tmp_path, c
     np.save(tmp_path / "r.npy", emg(1.2, MODEL_FS))
     rc = main(["explain", str(tmp_path / "r.npy"), "-o", str(tmp_path / "f.png"), "--fs", str(MODEL_FS),
                "--model", str(model_path), "--target", "normal"])
-    assert rc == 2 and "one logit" in capsys.readouterr().err
+    assert rc == 3 and "one logit" in capsys.readouterr().err
     rc = main(["explain", str(tmp_path / "r.npy"), "-o", str(tmp_path / "f.png"), "--fs", str(MODEL_FS),
                "--model", str(model_path), "--target", "myopathy"])
-    assert rc == 2 and "not a class of this model" in capsys.readouterr().err
+    assert rc == 3 and "not a class of this model" in capsys.readouterr().err

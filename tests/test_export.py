@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from alsnet.checkpoint import load_model, save_model
-from alsnet.cli import main
-from alsnet.export import INPUT_NAME, export_onnx
-from alsnet.predict import Predictor, logits_to_probabilities
-from alsnet.windows import MODEL_FS
+from alsnet.cli.main import main
+from alsnet.data.windows import MODEL_FS
+from alsnet.diagnosis.predict import Predictor
+from alsnet.engine.onnx import INPUT_NAME, export_onnx
+from alsnet.model.checkpoint import load_model, save_model
+from alsnet.model.outputs import probabilities
 from test_predict import emg, fitted_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -40,7 +41,7 @@ def test_onnx_matches_pytorch_within_1e_4_on_several_lengths_and_batches(saved, 
         proba, logits = sess.run(None, {INPUT_NAME: x})
         with torch.no_grad():
             z = loaded.model(torch.from_numpy(x)[:, None]).numpy()
-        ref = logits_to_probabilities(z, loaded.temperature)
+        ref = probabilities(z, loaded.temperature)
         assert proba.shape == ref.shape == (batch, len(loaded.classes))
         assert np.abs(proba - ref).max() <= 1e-4, (batch, n)
         assert np.allclose(proba.sum(axis=1), 1, atol=1e-5)

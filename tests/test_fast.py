@@ -1,4 +1,4 @@
-"""alsnet.fast: every backend and train_forward give eager's answers, fast."""
+"""alsnet.engine.backends: every backend and train_forward give eager's answers, fast."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from alsnet import fast, fastconv
+from alsnet.engine import backends as fast
+from alsnet.engine import winograd as fastconv
+from alsnet.engine.backends import InferenceEngine, available_backends, train_forward
 from alsnet.errors import AlsnetError
-from alsnet.fast import InferenceEngine, available_backends, train_forward
-from alsnet.model import ALSNet
+from alsnet.model.network import ALSNet
 
 REPO = Path(__file__).resolve().parents[1]
 KERNELS = fastconv.kernels() is not None
@@ -213,7 +214,7 @@ def test_train_forward_matches_eager_logits_gradients_and_running_stats(n_output
 
 @needs_kernels
 def test_direct_training_kernels_agree_to_float32_rounding(monkeypatch):
-    from alsnet import fasttrain
+    from alsnet.engine import train_step as fasttrain
 
     monkeypatch.setattr(fasttrain, "TILES", {k: (1, 1) for k in fasttrain.TILES})
     _assert_float_tolerance(make_model(1).train(), torch.from_numpy(emg(4, 700))[:, None], slack=2.0)

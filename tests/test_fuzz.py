@@ -18,9 +18,9 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, event, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
+from alsnet.data.io import read_recording  # noqa: E402
+from alsnet.data.windows import WINDOW_SAMPLES, make_windows, resample_to_model_rate  # noqa: E402
 from alsnet.errors import AlsnetError  # noqa: E402
-from alsnet.io import read_recording  # noqa: E402
-from alsnet.windows import WINDOW_SAMPLES, make_windows, resample_to_model_rate  # noqa: E402
 
 SCALE = float(os.environ.get("ALSNET_FUZZ_SCALE", "1"))
 

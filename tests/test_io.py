@@ -11,10 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from alsnet.data.io import (
+    LabelMismatchWarning,
+    find_recordings,
+    parse_n2001_name,
+    read_csv,
+    read_edf,
+    read_npy,
+    read_recording,
+    read_wav,
+    read_wfdb,
+)
+from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES, make_windows, resample_to_model_rate
 from alsnet.errors import AlsnetError, InputError
-from alsnet.io import (LabelMismatchWarning, find_recordings, parse_n2001_name, read_csv,
-                       read_edf, read_npy, read_recording, read_wav, read_wfdb)
-from alsnet.windows import MODEL_FS, WINDOW_SAMPLES, make_windows, resample_to_model_rate
 
 GAIN = 13.107  # ADC units per µV in the N2001 headers
 N2001_COMMENTS = ["gender: M", "age: 56", "duration: 0.5 years", "muscle: Biceps brachii (long head)",
@@ -195,7 +204,7 @@ README_TOTAL_INVALID = 13405 + 3047 + 8058 + (8 * 33 + 21 + 6 * 20) + 16848 + 30
 @pytest.fixture(scope="module")
 def real_info(real_data_dir):
     """``alsnet data info DIR --json`` on the real data, run once."""
-    from alsnet.cli import main
+    from alsnet.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -253,7 +262,7 @@ def test_a_real_n2001_recording_gives_11_windows(real_data_dir):
 
 def _fake_physionet(root: Path) -> str:
     """A local PhysioNet-like tree (PROJECT/VERSION/files + SHA256SUMS.txt); its file:// URL."""
-    from alsnet.download import sha256_file
+    from alsnet.data.download import sha256_file
 
     ver = root / "emgdb" / "1.0.0"
     ver.mkdir(parents=True)
@@ -265,7 +274,7 @@ def _fake_physionet(root: Path) -> str:
 
 
 def test_download_physionet_from_a_local_mirror_checks_every_digest(tmp_path):
-    from alsnet.download import download_physionet, physionet_url
+    from alsnet.data.download import download_physionet, physionet_url
 
     assert physionet_url("emgdb", "1.0.0", "emg_healthy.hea") == \
         "https://physionet.org/files/emgdb/1.0.0/emg_healthy.hea"
@@ -284,7 +293,7 @@ def test_download_physionet_from_a_local_mirror_checks_every_digest(tmp_path):
 def test_unpack_n2001_checks_the_archive_digest_before_unpacking(tmp_path):
     import tarfile
 
-    from alsnet.download import sha256_file, unpack_n2001
+    from alsnet.data.download import sha256_file, unpack_n2001
 
     write_n2001(tmp_path / "src" / "N2001", "N2001A01BB01")
     archive = tmp_path / "emglab-n2001-bb-dev.tar.xz"

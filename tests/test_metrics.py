@@ -7,12 +7,15 @@ import pandas as pd
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score, roc_auc_score
 
-from alsnet.calibration import (apply_temperature, expected_calibration_error, fit_temperature,
-                                reliability_curve)
+from alsnet.data.labels import get_task
 from alsnet.errors import AlsnetError
-from alsnet.labels import get_task
-from alsnet.metrics import (_weighted_auc, aggregate, bootstrap_counts, decide, evaluate,
-                            evaluate_by_fold)
+from alsnet.evaluation.calibration import (
+    apply_temperature,
+    expected_calibration_error,
+    fit_temperature,
+    reliability_curve,
+)
+from alsnet.evaluation.metrics import _weighted_auc, aggregate, bootstrap_counts, decide, evaluate, evaluate_by_fold
 
 BIN = get_task("als-vs-normal")
 THREE = get_task("three-class")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from alsnet.model import BN_EPS, BN_MOMENTUM, RECEPTIVE_FIELD, ALSNet, count_parameters, logits_to_proba
+from alsnet.model.network import BN_EPS, BN_MOMENTUM, RECEPTIVE_FIELD, ALSNet, count_parameters, logits_to_proba
 
 
 def test_binary_model_has_the_papers_parameter_and_buffer_counts():

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from alsnet.checkpoint import save_model
-from alsnet.cli import main
+from alsnet.cli.main import main
+from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES, make_windows, resample_to_model_rate
+from alsnet.diagnosis.predict import Predictor, iter_window_chunks, open_source, predict
 from alsnet.errors import AlsnetError, InputError
-from alsnet.model import ALSNet
-from alsnet.predict import Predictor, iter_window_chunks, open_source, predict
-from alsnet.windows import MODEL_FS, WINDOW_SAMPLES, make_windows, resample_to_model_rate
+from alsnet.model.checkpoint import save_model
+from alsnet.model.network import ALSNet
 
 FIELDS = {"path", "label", "probabilities", "n_windows", "n_windows_used", "error"}
 
@@ -121,7 +121,7 @@ def test_human_output_prints_label_windows_and_disclaimer(model_path, tmp_path, 
 
 
 def test_unbundled_model_name_is_a_clear_error(monkeypatch):
-    from alsnet import pretrained
+    from alsnet.model import pretrained
 
     monkeypatch.setattr(pretrained, "_bundled_stem", lambda name: None)
     with pytest.raises(AlsnetError, match="bundled model 'three-class' is not in this install"):
@@ -191,7 +191,7 @@ def test_chunked_scoring_equals_whole_signal_scoring(predictor, tmp_path, fs, mo
 
 
 def test_wfdb_stream_reads_the_same_microvolts_as_read_recording(tmp_path):
-    from alsnet.io import read_recording
+    from alsnet.data.io import read_recording
 
     x = emg(2.0, 5000.0)
     hea = write_wfdb(tmp_path, "off", x, 5000.0, gain=13.107, offset=20, invalid=slice(100, 110),
@@ -206,7 +206,7 @@ def test_wfdb_stream_reads_the_same_microvolts_as_read_recording(tmp_path):
 def test_wav_is_streamed_with_its_scale(tmp_path):
     from scipy.io import wavfile
 
-    from alsnet.io import read_recording
+    from alsnet.data.io import read_recording
 
     wavfile.write(tmp_path / "a.wav", 8000, np.round(emg(1.0, 8000.0) * 10).astype(np.int16))
     src, rec = open_source(tmp_path / "a.wav", scale=0.1), read_recording(tmp_path / "a.wav", scale=0.1)
@@ -219,8 +219,8 @@ def test_wav_is_streamed_with_its_scale(tmp_path):
 @pytest.mark.parametrize("unit,factor", [("uV", 1.0), ("mV", 1e-3)])
 def test_edf_is_streamed_in_microvolts(tmp_path, predictor, unit, factor):
     pyedflib = pytest.importorskip("pyedflib")
-    from alsnet.io import read_recording
-    from alsnet.predict import EdfSource
+    from alsnet.data.io import read_recording
+    from alsnet.diagnosis.predict import EdfSource
 
     x = emg(3.0, 4000.0, seed=3)
     path = tmp_path / "r.edf"

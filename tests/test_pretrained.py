@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alsnet.labels import get_task
-from alsnet.pretrained import BUNDLED, list_models, resolve_model
-from alsnet.windows import MODEL_FS, WINDOW_SAMPLES
+from alsnet.data.labels import get_task
+from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
+from alsnet.model.pretrained import BUNDLED, list_models, resolve_model
 
 
 def _stem_or_skip(name):
@@ -61,8 +61,8 @@ def test_bundled_model_loads_with_its_digest_and_scores_a_recording(name, tmp_pa
 
 def test_a_tampered_bundled_model_is_refused(tmp_path):
     stem = _stem_or_skip("als-vs-normal")
-    from alsnet.checkpoint import load_model
     from alsnet.errors import CheckpointError
+    from alsnet.model.checkpoint import load_model
 
     w = tmp_path / "m.safetensors"
     data = bytearray(stem.with_suffix(".safetensors").read_bytes())

@@ -8,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alsnet.cli import main
+from alsnet.cli.main import main
+from alsnet.data.labels import get_task
 from alsnet.errors import AlsnetError
-from alsnet.figures import write_run_figures
-from alsnet.labels import get_task
-from alsnet.metrics import evaluate
-from alsnet.report import write_report
-from alsnet.splits import HONEST_LABEL, LEAKY_LABEL, describe
+from alsnet.evaluation.metrics import evaluate
+from alsnet.reporting.figures import write_run_figures
+from alsnet.reporting.html import write_report
+from alsnet.training.splits import HONEST_LABEL, LEAKY_LABEL, describe
 
 
 def make_run(root, name="run", *, task="als-vs-normal", protocol="paper", model="alsnet",
@@ -125,6 +125,6 @@ def test_cli_writes_report_next_to_a_single_run(tmp_path, capsys):
     d = make_run(tmp_path, calibration=False, history=False)
     assert main(["report", str(d)]) == 0
     assert (d / "report.html").is_file()
-    assert main(["report", str(tmp_path / "nope")]) == 2
+    assert main(["report", str(tmp_path / "nope")]) == 3
     err = capsys.readouterr().err
     assert "nope" in err and len(err.strip().splitlines()) == 1

@@ -7,13 +7,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alsnet.cli import main
+from alsnet.cli.main import main
+from alsnet.data.io import read_recording
+from alsnet.data.muap_model import muap_metrics
+from alsnet.data.simulate import (
+    ADC_GAIN,
+    CLASS_RANGES,
+    MODEL_FS,
+    SIM_CLASSES,
+    draw_sources,
+    draw_subject,
+    recording_chain,
+    simulate_dataset,
+    simulate_recording,
+)
+from alsnet.data.windows import make_windows
 from alsnet.errors import AlsnetError
-from alsnet.io import read_recording
-from alsnet.muap import muap_metrics
-from alsnet.simulate import (ADC_GAIN, CLASS_RANGES, MODEL_FS, SIM_CLASSES, draw_sources, draw_subject,
-                             recording_chain, simulate_dataset, simulate_recording)
-from alsnet.windows import make_windows
 
 SMALL = dict(n_subjects=1, recordings_per_subject=1, duration_s=1.2)
 
@@ -175,7 +184,7 @@ def test_cli_simulate_writes_records_and_prints_a_summary(tmp_path, capsys):
     assert len(list(out.glob("N2001*.hea"))) == 6
     rc = main(["simulate", str(out), "--subjects-per-class", "1", "--recordings", "1", "--duration", "1.1"])
     err = capsys.readouterr().err
-    assert rc == 2 and "--force" in err and len(err.strip().splitlines()) == 1
+    assert rc == 3 and "--force" in err and len(err.strip().splitlines()) == 1
 
 
 def test_cli_class_selection(tmp_path, capsys):

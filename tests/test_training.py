@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alsnet.cli import main
+from alsnet.cli.main import main
 
 FAST = ["--max-epochs", "3", "--batch-size", "16", "--train-crop", "0.05", "--n-boot", "50", "--quiet"]
 
@@ -22,7 +22,7 @@ FAST = ["--max-epochs", "3", "--batch-size", "16", "--train-crop", "0.05", "--n-
 @pytest.fixture(scope="module")
 def sim_data(tmp_path_factory) -> Path:
     """Four ALS and four normal simulated subjects, two 3-s recordings each."""
-    from alsnet.simulate import simulate_dataset
+    from alsnet.data.simulate import simulate_dataset
 
     out = tmp_path_factory.mktemp("sim")
     simulate_dataset(out, n_subjects={"als": 4, "normal": 4}, recordings_per_subject=2,
@@ -90,7 +90,7 @@ def test_same_seed_gives_the_same_metrics(sim_data, tmp_path):
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "alsnet.cli", *args]
+    return [sys.executable, "-m", "alsnet.cli.main", *args]
 
 
 @pytest.mark.slow
@@ -147,8 +147,8 @@ def test_a_last_batch_of_one_window_is_dropped_instead_of_crashing(tmp_path):
     BatchNorm cannot normalise in training mode: that batch (and only that) is dropped."""
     import lightning as L
 
-    from alsnet.labels import get_task
-    from alsnet.lightning import ALSNetModule, Recipe, WindowDataModule
+    from alsnet.data.labels import get_task
+    from alsnet.training.lightning import ALSNetModule, Recipe, WindowDataModule
 
     rng = np.random.default_rng(0)
     x = (rng.standard_normal((9, 400)) * 50).astype(np.float32)
@@ -165,7 +165,7 @@ def test_a_last_batch_of_one_window_is_dropped_instead_of_crashing(tmp_path):
 
 def test_resume_takes_task_protocol_and_model_from_the_run_not_the_defaults(tmp_path):
     """A resumed three-class LOSO run stays three-class (it once fell back to als-vs-normal)."""
-    from alsnet.simulate import simulate_dataset
+    from alsnet.data.simulate import simulate_dataset
 
     data = tmp_path / "sim3"
     simulate_dataset(data, n_subjects={"als": 2, "normal": 2, "myopathy": 2}, recordings_per_subject=1,
@@ -190,8 +190,8 @@ def test_validation_scores_through_the_inference_engine_give_the_eval_mode_logit
     picks the checkpoint) are the eval-mode model's to float32 rounding."""
     import torch
 
-    from alsnet.labels import get_task
-    from alsnet.lightning import ALSNetModule, Recipe
+    from alsnet.data.labels import get_task
+    from alsnet.training.lightning import ALSNetModule, Recipe
 
     torch.manual_seed(0)
     module = ALSNetModule(get_task("three-class"), Recipe())

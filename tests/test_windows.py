@@ -5,10 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from alsnet.data.windows import (
+    MAX_OVERLAP,
+    MIN_FS,
+    MODEL_FS,
+    WINDOW_SAMPLES,
+    WindowResult,
+    make_windows,
+    resample_ratio,
+    resample_to_model_rate,
+    resampled_length,
+    window_hop,
+    window_starts,
+)
 from alsnet.errors import InputError
-from alsnet.windows import (MAX_OVERLAP, MIN_FS, MODEL_FS, WINDOW_SAMPLES, WindowResult,
-                            make_windows, resample_ratio, resample_to_model_rate, resampled_length,
-                            window_hop, window_starts)
 
 N2001_SAMPLES = 262124  # every N2001 recording: 11.18 s at 23437.5 Hz
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from alsnet.cli import main
+from alsnet.cli.main import main
 
 sys.exit(main())

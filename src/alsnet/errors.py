@@ -33,3 +33,7 @@ class InputError(AlsnetError):
 
 class CheckpointError(AlsnetError):
     """A model file that cannot be trusted or loaded."""
+
+
+class UsageError(AlsnetError):
+    """A command-line option with a value that cannot be used (exit code 2, as argparse's)."""

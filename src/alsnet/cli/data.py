@@ -1,0 +1,99 @@
+"""``alsnet data info DIR``: what a data set holds."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("data", help="inspect a data set (alsnet data info DIR)")
+    dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    info = dsub.add_parser("info", help="per-class and per-subject counts, muscles, durations, invalid samples")
+    info.add_argument("paths", nargs="+", metavar="DIR", help="folder(s) or file(s) of recordings")
+    info.add_argument("--json", action="store_true", help="print the index as JSON")
+    info.add_argument("--fs", type=float, default=None, help="sampling rate for .npy/.csv files (Hz)")
+    info.add_argument("--scale", type=float, default=None, help="µV per unit for .wav files")
+    info.set_defaults(func=run_info)
+    register_kaggle(dsub)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from alsnet.data.dataset import index_dataset, info_to_json, summarise
+    from alsnet.errors import AlsnetError
+
+    infos, problems = [], []
+    for path in args.paths:
+        try:
+            i, p = index_dataset(path, fs=args.fs, scale=args.scale)
+        except AlsnetError as e:
+            print(f"alsnet data info: error: {e}", file=sys.stderr)
+            problems.append(None)
+            continue
+        if not i and not p:  # an empty folder (or one of unknown files) is a mistake, not 0 records
+            print(f"alsnet data info: error: {path}: no recordings found (alsnet reads .hea, .npy, "
+                  ".csv, .wav, .edf, .bdf files)", file=sys.stderr)
+            problems.append(None)
+        infos += i
+        problems += p
+    for p in problems:
+        if p is not None:
+            print(f"alsnet data info: {'warning' if not p.path else 'error'}: "
+                  f"{p.message if not p.path else p.message}", file=sys.stderr)
+    if args.json:
+        json.dump(info_to_json(infos), sys.stdout, indent=1)
+        print()
+    else:
+        print_summary(summarise(infos))
+    failed = [p for p in problems if p is None or p.path]
+    return 1 if failed else 0
+
+
+def print_summary(s: dict) -> None:
+    print(f"{s['recordings']} recordings, {s['subjects']} subjects, "
+          f"{s['duration_s']['total']:.1f} s in all "
+          f"(each {s['duration_s']['min']:.2f}-{s['duration_s']['max']:.2f} s), "
+          f"rates {', '.join(f'{r:g}' for r in s['sampling_rates'])} Hz")
+    print(f"muscles: {', '.join(f'{k} ({v})' for k, v in s['muscles'].items())}")
+    print(f"invalid samples: {s['n_invalid']} in {s['recordings_with_invalid']} recordings")
+    print()
+    print(f"{'class':<10}{'subjects':>9}{'recordings':>12}{'seconds':>10}{'invalid':>10}")
+    for k, v in s["classes"].items():
+        print(f"{k:<10}{v['subjects']:>9}{v['recordings']:>12}{v['duration_s']:>10.1f}{v['n_invalid']:>10}")
+    print()
+    print(f"{'subject':<10}{'class':<10}{'recordings':>11}{'seconds':>10}{'invalid':>10}")
+    for k, v in s["by_subject"].items():
+        print(f"{k:<10}{(v['label'] or '?'):<10}{v['recordings']:>11}{v['duration_s']:>10.1f}{v['n_invalid']:>10}")
+
+
+def register_kaggle(dsub) -> None:
+    k = dsub.add_parser("kaggle", help="read the authors' Kaggle pickles (X_train.pkl, ...): needs --trust-pickle")
+    k.add_argument("folder", metavar="FOLDER", help="folder holding X_train.pkl, y_train.pkl, ...")
+    k.add_argument("--trust-pickle", action="store_true",
+                   help="unpickle the files (this runs code from them: only for files you trust)")
+    k.add_argument("--export", metavar="OUT.npz", help="save the windows and labels as a safe .npz")
+    k.set_defaults(func=run_kaggle)
+
+
+def run_kaggle(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from alsnet.data.pickles import read_kaggle_split
+    from alsnet.files import atomic_write_bytes
+
+    parts = read_kaggle_split(args.folder, trust_pickle=args.trust_pickle)
+    for name, arr in parts.items():
+        extra = ""
+        if name.startswith("y_"):
+            vals, counts = np.unique(arr, return_counts=True)
+            extra = "  classes " + ", ".join(f"{v}: {c}" for v, c in zip(vals, counts))
+        print(f"{name:<8} {str(arr.shape):<16} {arr.dtype}{extra}")
+    if args.export:
+        import io
+
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **parts)
+        atomic_write_bytes(args.export, buf.getvalue())
+        print(f"wrote {args.export}")
+    return 0

@@ -1,0 +1,37 @@
+"""``alsnet export --model NAME|FILE --onnx OUT.onnx``: the model as an ONNX graph."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "export", help="export a model to ONNX (input µV at 23437.5 Hz; outputs probabilities, logits)",
+        description="Write the model as ONNX. Input 'emg': float32 (batch, time) raw µV at 23437.5 Hz, "
+                    "both axes dynamic (time >= 45; the model's windows are 23437 samples). Outputs: "
+                    "'probabilities' (batch, n_classes), calibrated with the card's temperature, and "
+                    "'logits' (batch, n_outputs) before temperature. The class order is in the ONNX "
+                    "metadata ('classes'). A check compares ONNX Runtime with PyTorch.")
+    p.add_argument("--model", default="als-vs-normal", metavar="NAME|FILE",
+                   help="bundled model (als-vs-normal, three-class) or a saved model (default: %(default)s)")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="file to write")
+    p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch check")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from alsnet.engine.onnx import export_onnx
+
+    s = export_onnx(args.model, args.onnx, check=not args.no_check)
+    if args.json:
+        print(json.dumps(s, indent=1))
+        return 0
+    print(f"wrote {s['onnx']}: task {s['task']}, classes {', '.join(s['classes'])}, "
+          f"temperature {s['temperature']:g}")
+    print("input 'emg' float32 (batch, time) µV at 23437.5 Hz; outputs 'probabilities' (calibrated), 'logits'")
+    if "max_abs_diff" in s:
+        print(f"check: max |P_onnx - P_torch| = {s['max_abs_diff']:.2e}")
+    return 0

@@ -1,0 +1,112 @@
+"""``alsnet predict PATH...``: diagnose recordings with a bundled or saved model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "predict", help="diagnose recordings: label and class probabilities per recording",
+        description="Score each recording's 1-s windows with ALSNet and report the mean of the "
+                    "window probabilities (calibrated with the model card's temperature) and the "
+                    "label (P(als) >= 0.5, or the most probable class). Recordings of any length "
+                    "and sampling rate are streamed in chunks and resampled to 23437.5 Hz. "
+                    "Exit status 0 when every file was scored, 1 when some failed. "
+                    "Research software, not a medical device.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="recording files (WFDB .hea, .npy, .csv, .wav, .edf) or folders of them")
+    p.add_argument("--model", default="als-vs-normal", metavar="NAME|FILE",
+                   help="bundled model (als-vs-normal, three-class) or a saved .safetensors model "
+                        "(default: %(default)s)")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list of {path, label, probabilities, n_windows, n_windows_used, error}")
+    p.add_argument("--backend", default="auto", metavar="NAME",
+                   help="inference backend: auto (fastest faithful one here), torch (the plain "
+                        "PyTorch module), onnx (the graph alsnet export writes, cached under the "
+                        "user cache), or an alsnet.engine.backends backend such as folded or winograd "
+                        "(default: %(default)s)")
+    p.add_argument("--fs", type=float, default=None, metavar="HZ", help="sampling rate of .npy/.csv files")
+    p.add_argument("--scale", type=float, default=None, metavar="UV", help="µV per unit of .wav samples")
+    p.add_argument("--channel", type=int, default=None, metavar="N",
+                   help="signal to use in multi-channel WFDB/EDF files (0-based)")
+    p.add_argument("--batch", type=int, default=8, metavar="N",
+                   help="windows per forward pass (about 25 MB each; default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for inference")
+    p.set_defaults(func=run)
+
+
+class _WindowBar:
+    """``progress(done, total)`` drawn as a tqdm bar of windows (only on a terminal)."""
+
+    def __init__(self, desc: str):
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=None, desc=desc, unit="win", leave=False, file=sys.stderr)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar.total != total:
+            self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    from alsnet.diagnosis.predict import DISCLAIMER, Predictor
+
+    predictor = Predictor(args.model, backend=args.backend, batch_size=args.batch, threads=args.threads)
+    paths = _expand(args.paths)
+    results = []
+    files_bar = None
+    if len(paths) > 1 and sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        files_bar = tqdm(total=len(paths), desc="recordings", unit="rec", file=sys.stderr)
+    for path in paths:
+        bar = _WindowBar(str(path)[-40:]) if sys.stderr.isatty() else None
+        r = predictor.predict(path, fs=args.fs, scale=args.scale, channel=args.channel, errors="return",
+                              progress=bar)
+        if bar:
+            bar.close()
+        if r["error"]:
+            print(f"alsnet predict: error: {r['error']}", file=sys.stderr)
+        elif not args.json:
+            _print_result(r)
+        results.append(r)
+        if files_bar:
+            files_bar.update()
+    if files_bar:
+        files_bar.close()
+    if args.json:
+        json.dump(results, sys.stdout, indent=1)
+        print()
+    else:
+        n_bad = sum(1 for r in results if r["error"])
+        if n_bad:
+            print(f"{n_bad} of {len(results)} recording(s) could not be scored (see the errors above)")
+        print(f"[{DISCLAIMER}]")
+    return 1 if any(r["error"] for r in results) else 0
+
+
+def _expand(paths: list[str]) -> list[str]:
+    """Folders become the recordings found in them (one ``.hea`` per WFDB record)."""
+    from pathlib import Path
+
+    from alsnet.data.io import find_recordings
+
+    out = []
+    for p in paths:
+        found = [str(f) for f in find_recordings(p)] if Path(p).is_dir() else [p]
+        out += found or [p]  # an empty folder is reported as a failed path
+    return out
+
+
+def _print_result(r: dict) -> None:
+    probs = "  ".join(f"P({c})={p:.3f}" for c, p in r["probabilities"].items())
+    dropped = r["n_windows"] - r["n_windows_used"]
+    print(f"{r['path']}: {r['label']}  {probs}  "
+          f"({r['n_windows_used']} windows used, {dropped} dropped for invalid samples)")

@@ -1,1 +1,0 @@
-"""Subcommands of the ``alsnet`` CLI, one module each (see :mod:`alsnet.cli`)."""

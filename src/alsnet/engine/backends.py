@@ -1,0 +1,340 @@
+"""Fast ALSNet on the CPU: inference engines and a faster training step, same answers.
+
+Public API (others code against these names):
+
+* :class:`InferenceEngine` ``(model, backend="auto", threads=None)``: eval-mode scoring,
+  ``.logits(x)`` for ``(N, T)`` or ``(N, 1, T)`` float32 µV (any ``T >= 45``, any ``N``)
+  → ``np.ndarray (N, n_outputs)``; ``.name`` is the backend used.
+* :func:`available_backends`, :func:`set_threads`.
+* :func:`train_forward` ``(model, x)``: the same logits, running statistics and
+  gradients as ``model(x)``, computed faster (see :mod:`alsnet.engine.train_step`).
+
+Backends (``docs/performance.md`` has the measured speeds and parity):
+
+``eager``     the reference: the ``nn.Module`` itself.
+``folded``    plain PyTorch, BatchNorms folded into the next layer and BN3 + max pool
+              reduced to 128 numbers per window (:mod:`alsnet.engine.fold`).
+``fused``     C++ kernels in (N, T, C) layout, direct convolution by MKL GEMMs on L2-sized
+              time chunks, nothing but conv2's output ever written to memory.
+``winograd``  the same kernels with Winograd F(4, 9) and F(6, 7) filtering: 3-3.5x fewer
+              multiplies in conv2/conv3 (:mod:`alsnet.engine.winograd`).
+``onnx``      ONNX Runtime (fp32) on the folded graph, dynamic batch and time axes.
+``int8``      ONNX Runtime dynamic int8 quantisation of the folded graph (not faithful:
+              never chosen by ``auto``; see the parity table).
+``bf16``      the folded graph under bfloat16 autocast (no bf16 hardware here: slow).
+``compiled``  ``torch.compile`` (inductor) of the folded graph; compiles per new shape.
+
+``auto`` picks the fastest faithful backend that works here: ``winograd`` where the
+kernels build, else ``folded``. Engines snapshot the weights when built: make a new
+engine after changing the model.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import torch
+
+from alsnet.engine.fold import Folded, FoldedALSNet, fold
+from alsnet.errors import AlsnetError
+from alsnet.model.network import RECEPTIVE_FIELD, ALSNet
+
+#: Fastest first; ``auto`` takes the first available of these (all fp32-faithful).
+AUTO_ORDER = ("winograd", "fused", "folded", "eager")
+BACKENDS = ("eager", "folded", "fused", "winograd", "onnx", "int8", "bf16", "compiled")
+#: Backends whose logits match eager fp32 to float32 rounding (parity-checked).
+FAITHFUL = ("eager", "folded", "fused", "winograd", "onnx", "compiled")
+
+# Inputs longer than this are scored in overlapping time segments (the max pool is
+# associative), so memory stays bounded for hour-long recordings.
+MAX_SEGMENT = 1 << 17
+WINOGRAD_M = {"winograd": (4, 6), "fused": (1, 1)}
+
+
+def set_threads(n: int | None) -> int:
+    """Set PyTorch's (and the kernels') thread count; returns the count in use."""
+    if n:
+        torch.set_num_threads(int(n))
+    return torch.get_num_threads()
+
+
+def _kernels_ok() -> bool:
+    from alsnet.engine.winograd import kernels
+
+    return kernels() is not None
+
+
+def _onnx_ok() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _compile_ok() -> bool:
+    import shutil
+
+    return hasattr(torch, "compile") and bool(shutil.which("g++") or shutil.which("c++"))
+
+
+def available_backends() -> list[str]:
+    """Backends usable on this machine (building the C++ kernels on first call)."""
+    out = ["eager", "folded"]
+    if _kernels_ok():
+        out += ["fused", "winograd"]
+    if _onnx_ok():
+        out += ["onnx", "int8"]
+    out.append("bf16")
+    if _compile_ok():
+        out.append("compiled")
+    return out
+
+
+# --------------------------------------------------------------------------- backends
+
+class _Eager:
+    def __init__(self, model: ALSNet, threads):
+        self.model = model
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        was = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                return self.model(x[:, None, :])
+        finally:
+            self.model.train(was)
+
+
+class _MaxMin:
+    """Backends that reduce a window to conv3's max/min, so time can be segmented."""
+
+    group = 16
+
+    def __init__(self, folded: Folded):
+        self.f = folded
+
+    def maxmin(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        N, T = x.shape
+        if T <= MAX_SEGMENT:
+            parts = [self.maxmin(x[i:i + self.group]) for i in range(0, N, self.group)]
+            zmax = torch.cat([p[0] for p in parts])
+            zmin = torch.cat([p[1] for p in parts])
+        else:  # overlapping segments: each conv3 output lies wholly inside one segment
+            step = MAX_SEGMENT - (RECEPTIVE_FIELD - 1)
+            zmax = torch.full((N, self.f.b3.shape[0]), -torch.inf)
+            zmin = torch.full((N, self.f.b3.shape[0]), torch.inf)
+            for s in range(0, T - RECEPTIVE_FIELD + 1, step):
+                seg = x[:, s:s + MAX_SEGMENT]
+                for i in range(0, N, self.group):
+                    a, b = self.maxmin(seg[i:i + self.group].contiguous())
+                    zmax[i:i + self.group] = torch.maximum(zmax[i:i + self.group], a)
+                    zmin[i:i + self.group] = torch.minimum(zmin[i:i + self.group], b)
+        with torch.no_grad():
+            return self.f.tail(zmax, zmin)
+
+
+class _Folded(_MaxMin):
+    group = 4
+
+    def __init__(self, folded: Folded, threads):
+        super().__init__(folded)
+        self.net = FoldedALSNet(folded).eval()
+
+    def maxmin(self, x):
+        import torch.nn.functional as F
+
+        n = self.net
+        with torch.no_grad():
+            h = torch.relu(F.conv1d(x[:, None, :], n.w1, n.b1, dilation=n.d[0]))
+            h = torch.relu(F.conv1d(h, n.w2, n.b2, dilation=n.d[1]))
+            z = F.conv1d(h, n.w3, n.b3, dilation=n.d[2]).amax(dim=-1)
+        # rows with a3 < 0 were negated: there z is -(min of the true z). The tail reads
+        # the max where a3 >= 0 and the min elsewhere, so the other entries never matter.
+        return z, -z
+
+
+class _Kernels(_MaxMin):
+    """C++ kernels: conv1 direct, conv2 to memory (ReLU'd), conv3 reduced on the fly."""
+
+    group = 4
+
+    def __init__(self, folded: Folded, threads, m2: int, m3: int):
+        from alsnet.engine.winograd import transform_weight
+
+        super().__init__(folded)
+        self.m2, self.m3 = m2, m3
+        self.w1 = folded.w1[:, 0, :].T.contiguous()              # (11, 32)
+        self.U2 = transform_weight(folded.w2, m2)
+        self.U3 = transform_weight(folded.w3, m3)
+        self._h1 = self._h2 = None
+
+    def maxmin(self, x):
+        from alsnet.engine import winograd as fc
+
+        d = self.f.dilations
+        # h1 and h2 are kept for the next group of the same shape (no fresh pages per call)
+        h1, _ = fc.conv1(x.contiguous(), self.w1, self.f.b1, relu=True, dest=self._h1)
+        h2 = fc.wino_conv(h1, self.U2, self.f.b2, self.m2, d[1], relu=True, cheap_input=True, dest=self._h2)["out"]
+        self._h1, self._h2 = h1, h2
+        mm = fc.wino_conv(h2, self.U3, self.f.b3, self.m3, d[2], out=False, maxmin=True, argmax=False,
+                           cheap_input=True)["maxmin"]
+        return mm[:, 0], mm[:, 1]
+
+
+class _Graph:
+    """A torch module run on batches (bf16 autocast, torch.compile)."""
+
+    group = 16
+
+    def __init__(self, module, autocast: bool = False):
+        self.module, self.autocast = module, autocast
+
+    def __call__(self, x):
+        outs = []
+        with torch.no_grad():
+            for i in range(0, x.shape[0], self.group):
+                xb = x[i:i + self.group, None, :]
+                if self.autocast:
+                    with torch.autocast("cpu", dtype=torch.bfloat16):
+                        outs.append(self.module(xb).float())
+                else:
+                    outs.append(self.module(xb))
+        return torch.cat(outs)
+
+
+def _onnx_bytes(net: FoldedALSNet) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (torch.zeros(2, 1, 1000),), buf, dynamo=False, opset_version=17,
+                          input_names=["emg"], output_names=["logits"],
+                          dynamic_axes={"emg": {0: "batch", 2: "time"}, "logits": {0: "batch"}})
+    return buf.getvalue()
+
+
+class _Onnx:
+    group = 16
+
+    def __init__(self, folded: Folded, threads, int8: bool = False):
+        import onnxruntime as ort
+
+        data = _onnx_bytes(FoldedALSNet(folded).eval())
+        if int8:
+            import tempfile
+
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            with tempfile.TemporaryDirectory() as tmp:
+                src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
+                with open(src, "wb") as fh:
+                    fh.write(data)
+                quantize_dynamic(src, dst, weight_type=QuantType.QUInt8,
+                                 op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+                with open(dst, "rb") as fh:
+                    data = fh.read()
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
+        opts.inter_op_num_threads = 1
+        self.sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x):
+        xn = x.numpy()
+        outs = [self.sess.run(["logits"], {"emg": np.ascontiguousarray(xn[i:i + self.group, None, :])})[0]
+                for i in range(0, xn.shape[0], self.group)]
+        return torch.from_numpy(np.concatenate(outs))
+
+
+def _make(name: str, model: ALSNet, threads):
+    if name == "eager":
+        return _Eager(model, threads)
+    folded = fold(model)
+    if name == "folded":
+        return _Folded(folded, threads)
+    if name in ("fused", "winograd"):
+        if not _kernels_ok():
+            from alsnet.engine.winograd import kernels_error
+
+            raise AlsnetError(f"backend {name!r} needs the C++ kernels, which are unavailable: {kernels_error()}")
+        return _Kernels(folded, threads, *WINOGRAD_M[name])
+    if name in ("onnx", "int8"):
+        if not _onnx_ok():
+            raise AlsnetError(f"backend {name!r} needs onnx and onnxruntime")
+        return _Onnx(folded, threads, int8=name == "int8")
+    if name == "bf16":
+        return _Graph(FoldedALSNet(folded).eval(), autocast=True)
+    if name == "compiled":
+        net = FoldedALSNet(folded).eval()
+        return _Graph(torch.compile(net, dynamic=True))
+    raise AlsnetError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
+
+
+class InferenceEngine:
+    """Eval-mode ALSNet scoring through one backend (see the module notes).
+
+    Parameters
+    ----------
+    model : ALSNet
+        The network; its eval-mode behaviour (BatchNorm running statistics) is what is
+        computed, whatever mode it is in. Its weights are copied when the engine is built.
+    backend : str
+        ``"auto"`` or one of :data:`BACKENDS`.
+    threads : int, optional
+        Threads for PyTorch, the kernels and ONNX Runtime (PyTorch's setting is global).
+    """
+
+    def __init__(self, model: ALSNet, backend: str = "auto", threads: int | None = None):
+        if not isinstance(model, ALSNet):
+            raise AlsnetError(f"InferenceEngine needs an ALSNet, got {type(model).__name__}")
+        set_threads(threads)
+        self.n_outputs = model.n_outputs
+        if backend == "auto":
+            backend = next(b for b in AUTO_ORDER if b in ("folded", "eager") or _kernels_ok())
+        self.name = backend
+        self._run = _make(backend, model, threads)
+
+    def logits(self, x) -> np.ndarray:
+        """Logits ``(N, n_outputs)`` float32 of ``x``: ``(N, T)`` or ``(N, 1, T)`` µV, ``T >= 45``."""
+        t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach()
+        if t.ndim == 3:
+            if t.shape[1] != 1:
+                raise AlsnetError(f"expected one input channel, got shape {tuple(t.shape)}")
+            t = t[:, 0, :]
+        if t.ndim != 2:
+            raise AlsnetError(f"expected (N, T) or (N, 1, T) windows, got shape {tuple(t.shape)}")
+        if t.shape[1] < RECEPTIVE_FIELD:
+            raise AlsnetError(f"windows must have at least {RECEPTIVE_FIELD} samples, got {t.shape[1]}")
+        t = t.to(torch.float32).contiguous()
+        if t.shape[0] == 0:
+            return np.zeros((0, self.n_outputs), np.float32)
+        return np.ascontiguousarray(self._run(t).detach().numpy(), dtype=np.float32)
+
+    def __repr__(self) -> str:
+        return f"InferenceEngine(backend={self.name!r}, threads={torch.get_num_threads()})"
+
+
+def train_forward(model: ALSNet, x: torch.Tensor) -> torch.Tensor:
+    """``model(x)`` (same logits, BatchNorm updates and gradients), computed faster.
+
+    Falls back to ``model(x)`` where the fast path does not apply (see
+    :func:`alsnet.engine.train_step.applies`).
+    """
+    from alsnet.engine.train_step import applies, fast_forward
+
+    if not applies(model, x):
+        return model(x)
+    return fast_forward(model, x)
+
+
+__all__ = ["InferenceEngine", "available_backends", "set_threads", "train_forward", "BACKENDS",
+           "FAITHFUL", "AUTO_ORDER"]

@@ -1,0 +1,195 @@
+"""ONNX export of ALSNet, and an ONNX Runtime inference engine.
+
+The exported graph takes ``emg``: float32 ``(batch, time)`` of raw microvolts at
+23437.5 Hz (any ``time`` ≥ 45 samples; 23437 for the model's 1-s windows; both axes
+dynamic) and returns two outputs:
+
+* ``probabilities`` ``(batch, n_classes)``: calibrated class probabilities, i.e.
+  ``sigmoid(logit / T)`` as ``[1 - p, p]`` for a binary model, ``softmax(logits / T)``
+  otherwise, with ``T`` the model card's calibration temperature (baked into the graph);
+* ``logits`` ``(batch, n_outputs)``: the raw network output, before temperature.
+
+Columns follow the card's class order (stored in the ONNX metadata as ``classes``). The
+graph is built with the TorchScript-based exporter (``dynamo=False``), which works
+offline and in under a second; the ``torch.export``-based one is the fallback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from alsnet.errors import AlsnetError
+from alsnet.files import cache_dir
+
+OPSET = 17
+INPUT_NAME = "emg"
+OUTPUT_NAMES = ("probabilities", "logits")
+
+
+def _wrapper(model, temperature: float):
+    import torch
+    from torch import nn
+
+    class Exportable(nn.Module):
+        """(batch, time) µV → (calibrated probabilities, logits)."""
+
+        def __init__(self):
+            super().__init__()
+            self.model = model
+            self.binary = model.n_outputs == 1
+            self.register_buffer("temperature", torch.tensor(float(temperature)))
+
+        def forward(self, x):
+            z = self.model(x.unsqueeze(1))
+            zt = z / self.temperature
+            if self.binary:
+                p = torch.sigmoid(zt)
+                return torch.cat([1 - p, p], dim=-1), z
+            return torch.softmax(zt, dim=-1), z
+
+    return Exportable().eval()
+
+
+def onnx_bytes(model, temperature: float = 1.0, metadata: dict | None = None) -> bytes:
+    """Serialised ONNX model of an :class:`~alsnet.model.network.ALSNet` (see the module notes)."""
+    import onnx
+    import torch
+
+    if not temperature > 0:
+        raise AlsnetError(f"temperature must be positive, got {temperature}")
+    was_training = model.training
+    model.eval()
+    w = _wrapper(model, temperature)
+    example = (torch.zeros(2, 1000),)
+    buf = io.BytesIO()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(w, example, buf, dynamo=False, opset_version=OPSET,
+                              input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                              dynamic_axes={INPUT_NAME: {0: "batch", 1: "time"},
+                                            "probabilities": {0: "batch"}, "logits": {0: "batch"}})
+    except Exception:  # the legacy exporter may go away: use torch.export's
+        from torch.export import Dim
+
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            prog = torch.onnx.export(w, example, dynamo=True, verbose=False,
+                                     input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES),
+                                     dynamic_shapes={"x": {0: Dim("batch"), 1: Dim("time", min=45)}})
+        prog.save(buf)
+    finally:
+        model.train(was_training)
+    proto = onnx.load_from_string(buf.getvalue())
+    meta = {"producer": "alsnet", "input_units": "uV", "input_rate_hz": "23437.5",
+            "temperature": repr(float(temperature)), **(metadata or {})}
+    for k, v in meta.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = str(k), v if isinstance(v, str) else json.dumps(v)
+    return proto.SerializeToString()
+
+
+def export_onnx(model, out: str | os.PathLike, check: bool = True) -> dict:
+    """Write a model (name, path or :class:`~alsnet.model.checkpoint.LoadedModel`) to ONNX.
+
+    Returns a summary: output path, task, classes, temperature and, with ``check``, the
+    largest absolute difference of probabilities between ONNX Runtime and PyTorch on a
+    random input.
+    """
+    from alsnet.files import atomic_write_bytes
+    from alsnet.model.pretrained import resolve_model
+
+    loaded = resolve_model(model)
+    card = loaded.card
+    data = onnx_bytes(loaded.model, loaded.temperature,
+                      {"task": card["task"], "classes": list(loaded.classes),
+                       "weights_sha256": card.get("weights_sha256", "")})
+    out = Path(out)
+    atomic_write_bytes(out, data)
+    summary = {"onnx": str(out), "task": card["task"], "classes": list(loaded.classes),
+               "temperature": loaded.temperature, "inputs": {INPUT_NAME: ["batch", "time"]},
+               "outputs": list(OUTPUT_NAMES)}
+    if check:
+        summary["max_abs_diff"] = check_parity(loaded.model, data, loaded.temperature)
+    return summary
+
+
+def check_parity(model, data: bytes, temperature: float = 1.0, batch: int = 2, n_times: int = 4000,
+                 seed: int = 0) -> float:
+    """Largest |P_onnx − P_torch| on random EMG-like input."""
+    import torch
+
+    from alsnet.model.outputs import probabilities
+
+    x = (np.random.default_rng(seed).standard_normal((batch, n_times)) * 100).astype(np.float32)
+    sess = _session(data, threads=None)
+    got = sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0]
+    with torch.no_grad():
+        ref = probabilities(model.eval()(torch.from_numpy(x)[:, None]).numpy(), temperature)
+    return float(np.abs(got - ref).max())
+
+
+def _session(data: bytes | str, threads: int | None):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    return ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _model_digest(model) -> str:
+    import torch
+
+    from alsnet import __version__
+
+    h = hashlib.sha256(f"alsnet {__version__} torch {torch.__version__} opset {OPSET}".encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:32]
+
+
+class OnnxEngine:
+    """Inference through ONNX Runtime with the same ``.logits(x)`` as the other engines.
+
+    The model is exported once and cached under :func:`cache_dir` by a digest of its
+    weights (kept in memory only when the cache is not writable).
+    """
+
+    name = "onnx"
+
+    def __init__(self, model, threads: int | None = None):
+        from alsnet.files import atomic_write_bytes
+
+        path = cache_dir() / "onnx" / f"alsnet-{_model_digest(model)}.onnx"
+        if path.is_file():
+            data: bytes | str = str(path)
+        else:
+            data = onnx_bytes(model, 1.0)
+            try:
+                atomic_write_bytes(path, data)
+            except OSError:
+                pass  # read-only home: keep it in memory
+        try:
+            self.session = _session(data, threads)
+        except Exception as e:  # a damaged cache file: rebuild in memory
+            if isinstance(data, bytes):
+                raise AlsnetError(f"ONNX Runtime cannot load the exported model ({e})") from None
+            self.session = _session(onnx_bytes(model, 1.0), threads)
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        return self.session.run([OUTPUT_NAMES[1]], {INPUT_NAME: x})[0]
+
+
+__all__ = ["OnnxEngine", "check_parity", "export_onnx", "onnx_bytes"]

@@ -1,0 +1,143 @@
+"""Exact re-evaluation of the few values where Winograd rounding could flip a decision.
+
+The Winograd kernels are accurate to ~1e-5 of a channel's scale, which is harmless for
+smooth quantities (BatchNorm statistics, the dense part of the gradients) but not for
+two discrete decisions that the gradient depends on:
+
+* which time wins the global max pool (the sparse gradient lands there), and
+* the sign of conv2's pre-activation (ReLU's mask gates every gradient through it).
+
+A near-tie or a near-zero decided by rounding can move a whole gradient term, and in a
+bias gradient, a sum with cancellation, that showed up as 1e-3 relative differences.
+So :mod:`alsnet.engine.train_step` re-evaluates, by direct float64 convolutions from ``r1``, the
+values within ``EPS`` of the decision threshold (a few hundred per million): the result
+is decided as a direct convolution would decide it.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from alsnet.engine import winograd as fc
+
+#: Candidates lie within EPS x (the channel's largest |value| in the batch) of the threshold.
+EPS = 1e-4
+#: More candidates than this for one (window, channel) are found by a slower gather.
+MAX_PER = 64
+
+
+def _w2(c2) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv2 weight as ``(Cout, 9 taps, Cin)`` float64 and its bias."""
+    return c2.weight.detach().double().permute(0, 2, 1), c2.bias.detach().double()
+
+
+def exact_z2(r1, n, t, c, c2, a1, s1, block: int = 8192) -> torch.Tensor:
+    """conv2 pre-activation at ``(n, t, c)`` (float64) from ``h1 = a1*r1 + s1``."""
+    w2, b2 = _w2(c2)
+    out = torch.empty(len(n), dtype=torch.float64)
+    for i in range(0, len(n), block):
+        rows = t[i:i + block, None] + 2 * torch.arange(9)                          # (B, 9)
+        h1 = r1[n[i:i + block, None], rows].double() * a1 + s1                     # (B, 9, 32)
+        out[i:i + block] = torch.einsum("bjc,bjc->b", h1, w2[c[i:i + block]]) + b2[c[i:i + block]]
+    return out
+
+
+def exact_z2_rows(r1, n, t, c2, a1, s1, block: int = 4096) -> torch.Tensor:
+    """All conv2 pre-activations at rows ``(n, t)``: float64 ``(len(n), 64)``."""
+    w2, b2 = _w2(c2)
+    w = w2.reshape(w2.shape[0], -1).T                                                # (9*32, 64)
+    out = torch.empty(len(n), w.shape[1], dtype=torch.float64)
+    for i in range(0, len(n), block):
+        rows = t[i:i + block, None] + 2 * torch.arange(9)
+        h1 = r1[n[i:i + block, None], rows].double() * a1 + s1                     # (B, 9, 32)
+        out[i:i + block] = h1.reshape(len(rows), -1) @ w + b2
+    return out
+
+
+def exact_z3(r1, n, t, c, c2, c3, a1, s1, a2, s2, block: int = 16384) -> torch.Tensor:
+    """conv3 pre-activation at ``(n, t, c)`` (float64), every layer direct from ``r1``.
+
+    Candidates are taken ``block`` at a time, so memory stays bounded (~100 MB) even when
+    a flat channel makes every time of a window a candidate.
+    """
+    T1 = r1.shape[1]
+    w3, b3 = c3.weight.detach().double(), c3.bias.detach().double()
+    out = torch.empty(len(n), dtype=torch.float64)
+    for i in range(0, len(n), block):
+        nb, tb, cb = n[i:i + block], t[i:i + block], c[i:i + block]
+        uniq, inv = torch.unique(nb * T1 + tb, return_inverse=True)
+        rows = (uniq % T1)[:, None] + 3 * torch.arange(7)                            # (U, 7)
+        un = (uniq // T1)[:, None].expand_as(rows).reshape(-1)
+        z2 = exact_z2_rows(r1, un, rows.reshape(-1), c2, a1, s1).reshape(len(uniq), 7, -1)
+        h2 = z2.clamp_min(0) * a2 + s2                                               # (U, 7, 64)
+        out[i:i + block] = torch.einsum("kjo,koj->k", h2[inv], w3[cb]) + b3[cb]
+    return out
+
+
+def _candidates(z, thr, sgn=None, gather_over: bool = True):
+    """``(n, t, c)`` of the candidates (see :func:`alsnet.engine.winograd.candidates`).
+
+    Columns with more than ``MAX_PER`` candidates are flat stretches; they are gathered
+    whole when ``gather_over``, else left to the kernel's decision.
+    """
+    idx, cnt = fc.candidates(z, thr, MAX_PER, sgn)
+    ok = cnt <= MAX_PER
+    n, c, k = torch.nonzero(ok[:, :, None] & (torch.arange(MAX_PER) < cnt[:, :, None]), as_tuple=True)
+    t = idx[n, c, k].long()
+    over = torch.nonzero(~ok, as_tuple=True)
+    if gather_over and len(over[0]):  # flat stretches: gather those columns whole
+        extra = []
+        for nn, cc in zip(*over):
+            col = z[nn, :, cc]
+            hit = (col.abs() < thr[nn, cc]) if sgn is None else (col * sgn[cc] >= thr[nn, cc])
+            tt = torch.nonzero(hit, as_tuple=True)[0]
+            extra.append((torch.full_like(tt, int(nn)), tt, torch.full_like(tt, int(cc))))
+        n = torch.cat([n] + [e[0] for e in extra])
+        t = torch.cat([t] + [e[1] for e in extra])
+        c = torch.cat([c] + [e[2] for e in extra])
+    return n, t, c
+
+
+def fix_z2_signs(z2, r1, maxmin2, stats2, c2, a1, s1) -> torch.Tensor:
+    """Re-evaluate conv2 pre-activations near zero in place; returns corrected relu sums."""
+    N, _, C = z2.shape
+    scale = maxmin2.abs().amax((0, 1))
+    n, t, c = _candidates(z2, (EPS * scale).expand(N, C))
+    if len(n) == 0:
+        return stats2
+    new = exact_z2(r1, n, t, c, c2, a1, s1)
+    old = z2[n, t, c].double()
+    rn, ro = new.clamp_min(0), old.clamp_min(0)
+    stats2 = stats2.clone()
+    stats2[0].index_add_(0, c, rn - ro)
+    stats2[1].index_add_(0, c, rn * rn - ro * ro)
+    z2[n, t, c] = new.float()
+    return stats2
+
+
+def refine_pool(z3, maxmin3, zsel, tsel, sgn, r1, c2, c3, a1, s1, a2, s2):
+    """Exact value and time of the max pool's winner per (window, channel)."""
+    N, _, C = z3.shape
+    scale = maxmin3.abs().amax((0, 1)).double()
+    # A flat stretch of conv3 (a quiet or constant piece of signal: every time within EPS
+    # of the max) is left to the kernel's choice of time: the input patches there are
+    # alike, so the gradient hardly depends on which one wins, and gathering them all
+    # cost seconds per step on real data.
+    n, t, c = _candidates(z3, sgn * zsel - EPS * scale, sgn, gather_over=False)
+    if len(n) == 0:
+        return zsel, tsel
+    z = exact_z3(r1, n, t, c, c2, c3, a1, s1, a2, s2)
+    key = n * C + c
+    v = z * sgn[c]
+    best = torch.full((N * C,), -torch.inf, dtype=torch.float64).scatter_reduce(0, key, v, "amax")
+    order = torch.arange(len(key))
+    first = torch.full((N * C,), len(key)).scatter_reduce(0, key, torch.where(v == best[key], order, len(key)),
+                                                          "amin")
+    done = torch.nonzero(first < len(key), as_tuple=True)[0]
+    zsel, tsel = zsel.clone().reshape(-1), tsel.clone().reshape(-1)
+    zsel[done] = z[first[done]]
+    tsel[done] = t[first[done]]
+    return zsel.reshape(N, C), tsel.reshape(N, C)
+
+
+__all__ = ["EPS", "MAX_PER", "exact_z2", "exact_z2_rows", "exact_z3", "fix_z2_signs", "refine_pool"]

@@ -1,0 +1,61 @@
+"""Rescoring a finished run under a decision rule fitted on each fold's validation subjects."""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alsnet.errors import AlsnetError
+from alsnet.evaluation.calibration import apply_temperature
+from alsnet.evaluation.decision import RULE, apply_class_offsets, fit_class_offsets
+from alsnet.evaluation.metrics import evaluate, proba_columns
+from alsnet.training.runs import read_csv, read_json, run_task
+
+
+def rescore_run(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame, dict]:
+    """Metrics of a cross-validated run under offsets fitted on each fold's validation windows.
+
+    Returns ``(metrics, predictions, offsets_by_fold)``. The run's test predictions are the
+    uncalibrated probabilities its folds wrote; each fold's ``calibration.npz`` holds the
+    validation logits of the same model (validation subjects come from the training side).
+    """
+    run = Path(run_dir)
+    task = run_task(read_json(run / "config.json"), run / "config.json")
+    pcols = proba_columns(task)
+    frames, offsets = [], {}
+    folds = sorted(p for p in (run / "folds").glob("*") if p.is_dir())
+    if not folds:
+        raise AlsnetError(f"{run}: no folds/ to rescore")
+    for fd in folds:
+        npz = fd / "calibration.npz"
+        if not npz.is_file():
+            raise AlsnetError(f"{fd}: no calibration.npz (an unfinished fold, or not an ALSNet run)")
+        try:
+            with np.load(npz) as z:
+                val_logits, val_y = z["val_logits"], z["val_y"]
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+            raise AlsnetError(f"{npz}: unreadable validation logits ({type(e).__name__}: {e})") from None
+        try:
+            b = fit_class_offsets(apply_temperature(val_logits, 1.0), val_y)
+        except AlsnetError as e:
+            raise AlsnetError(f"{npz}: {e}") from None
+        pred = read_csv(fd / "predictions.csv", ("record", "subject", "y_true", *pcols))
+        pred[pcols] = apply_class_offsets(pred[pcols].to_numpy(), b)
+        frames.append(pred)
+        offsets[fd.name] = {c: float(v) for c, v in zip(task.classes, b)}
+    pred = pd.concat(frames, ignore_index=True)
+    m = evaluate(pred, task, n_boot=n_boot, seed=seed)
+    m["decision"] = RULE
+    src = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
+    for key in ("task", "model", "protocol", "protocol_label", "shares_recordings_between_train_and_test",
+                "deviations", "window_settings", "seed"):
+        if key in src:
+            m[key] = src[key]
+    m["source_run"] = str(run)
+    return m, pred, offsets
+
+
+__all__ = ["rescore_run"]
