@@ -81,7 +81,8 @@ def test_reduced_precision_backends_run_and_stay_close(backend):
 def test_engine_accepts_numpy_tensors_channel_axis_and_any_batch():
     m = make_model(3)
     eng = InferenceEngine(m)                      # auto
-    assert eng.name in fast.AUTO_ORDER
+    assert eng.backend in fast.AUTO_ORDER
+    assert eng.name == (f"winograd-{fastconv.kernels()}" if KERNELS else "folded")
     for n in (0, 1, 17):
         x = emg(n, 300)
         ref = eager_logits(m, x) if n else np.zeros((0, 3), np.float32)
@@ -119,8 +120,9 @@ def test_long_inputs_are_scored_in_segments_with_the_same_answer(monkeypatch, ba
 
 
 def test_auto_falls_back_to_plain_pytorch_without_kernels(monkeypatch):
-    monkeypatch.setattr(fastconv, "_lib", None)
-    monkeypatch.setattr(fastconv, "_lib_error", "pretend no compiler")
+    from alsnet.engine import kernels
+
+    monkeypatch.setattr(kernels, "_state", {"isa": None, "error": "pretend no compiler"})
     assert "winograd" not in available_backends()
     m = make_model()
     assert InferenceEngine(m).name == "folded"

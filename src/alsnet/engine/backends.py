@@ -4,7 +4,8 @@ Public API (others code against these names):
 
 * :class:`InferenceEngine` ``(model, backend="auto", threads=None)``: eval-mode scoring,
   ``.logits(x)`` for ``(N, T)`` or ``(N, 1, T)`` float32 µV (any ``T >= 45``, any ``N``)
-  → ``np.ndarray (N, n_outputs)``; ``.name`` is the backend used.
+  → ``np.ndarray (N, n_outputs)``; ``.backend`` is the backend used and ``.name`` says
+  what ran, with the kernels' instruction set where they run (``"winograd-avx512"``).
 * :func:`available_backends`, :func:`set_threads`.
 * :func:`train_forward` ``(model, x)``: the same logits, running statistics and
   gradients as ``model(x)``, computed faster (see :mod:`alsnet.engine.train_step`).
@@ -61,9 +62,9 @@ def set_threads(n: int | None) -> int:
 
 
 def _kernels_ok() -> bool:
-    from alsnet.engine.winograd import kernels
+    from alsnet.engine.kernels import ensure
 
-    return kernels() is not None
+    return ensure() is not None
 
 
 def _onnx_ok() -> bool:
@@ -97,7 +98,7 @@ def available_backends() -> list[str]:
 # --------------------------------------------------------------------------- backends
 
 class _Eager:
-    def __init__(self, model: ALSNet, threads):
+    def __init__(self, model: ALSNet, threads: int | None):
         self.model = model
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
@@ -144,11 +145,11 @@ class _MaxMin:
 class _Folded(_MaxMin):
     group = 4
 
-    def __init__(self, folded: Folded, threads):
+    def __init__(self, folded: Folded, threads: int | None):
         super().__init__(folded)
         self.net = FoldedALSNet(folded).eval()
 
-    def maxmin(self, x):
+    def maxmin(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         import torch.nn.functional as F
 
         n = self.net
@@ -166,7 +167,7 @@ class _Kernels(_MaxMin):
 
     group = 4
 
-    def __init__(self, folded: Folded, threads, m2: int, m3: int):
+    def __init__(self, folded: Folded, threads: int | None, m2: int, m3: int):
         from alsnet.engine.winograd import transform_weight
 
         super().__init__(folded)
@@ -176,7 +177,7 @@ class _Kernels(_MaxMin):
         self.U3 = transform_weight(folded.w3, m3)
         self._h1 = self._h2 = None
 
-    def maxmin(self, x):
+    def maxmin(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         from alsnet.engine import winograd as fc
 
         d = self.f.dilations
@@ -194,10 +195,10 @@ class _Graph:
 
     group = 16
 
-    def __init__(self, module, autocast: bool = False):
+    def __init__(self, module: torch.nn.Module, autocast: bool = False):
         self.module, self.autocast = module, autocast
 
-    def __call__(self, x):
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         outs = []
         with torch.no_grad():
             for i in range(0, x.shape[0], self.group):
@@ -225,7 +226,7 @@ def _onnx_bytes(net: FoldedALSNet) -> bytes:
 class _Onnx:
     group = 16
 
-    def __init__(self, folded: Folded, threads, int8: bool = False):
+    def __init__(self, folded: Folded, threads: int | None, int8: bool = False):
         import onnxruntime as ort
 
         data = _onnx_bytes(FoldedALSNet(folded).eval())
@@ -248,14 +249,14 @@ class _Onnx:
         opts.inter_op_num_threads = 1
         self.sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
 
-    def __call__(self, x):
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
         xn = x.numpy()
         outs = [self.sess.run(["logits"], {"emg": np.ascontiguousarray(xn[i:i + self.group, None, :])})[0]
                 for i in range(0, xn.shape[0], self.group)]
         return torch.from_numpy(np.concatenate(outs))
 
 
-def _make(name: str, model: ALSNet, threads):
+def _make(name: str, model: ALSNet, threads: int | None):
     if name == "eager":
         return _Eager(model, threads)
     folded = fold(model)
@@ -263,9 +264,9 @@ def _make(name: str, model: ALSNet, threads):
         return _Folded(folded, threads)
     if name in ("fused", "winograd"):
         if not _kernels_ok():
-            from alsnet.engine.winograd import kernels_error
+            from alsnet.engine.kernels import error
 
-            raise AlsnetError(f"backend {name!r} needs the C++ kernels, which are unavailable: {kernels_error()}")
+            raise AlsnetError(f"backend {name!r} needs the C++ kernels, which are unavailable: {error()}")
         return _Kernels(folded, threads, *WINOGRAD_M[name])
     if name in ("onnx", "int8"):
         if not _onnx_ok():
@@ -277,6 +278,15 @@ def _make(name: str, model: ALSNet, threads):
         net = FoldedALSNet(folded).eval()
         return _Graph(torch.compile(net, dynamic=True))
     raise AlsnetError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
+
+
+def backend_name(backend: str) -> str:
+    """What runs for ``backend``: the kernel backends carry their build (``"winograd-avx2"``)."""
+    if backend in WINOGRAD_M:
+        from alsnet.engine.kernels import ensure
+
+        return f"{backend}-{ensure()}"
+    return backend
 
 
 class InferenceEngine:
@@ -300,10 +310,11 @@ class InferenceEngine:
         self.n_outputs = model.n_outputs
         if backend == "auto":
             backend = next(b for b in AUTO_ORDER if b in ("folded", "eager") or _kernels_ok())
-        self.name = backend
+        self.backend = backend
         self._run = _make(backend, model, threads)
+        self.name = backend_name(backend)
 
-    def logits(self, x) -> np.ndarray:
+    def logits(self, x: np.ndarray | torch.Tensor) -> np.ndarray:
         """Logits ``(N, n_outputs)`` float32 of ``x``: ``(N, T)`` or ``(N, 1, T)`` µV, ``T >= 45``."""
         t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach()
         if t.ndim == 3:
@@ -336,5 +347,5 @@ def train_forward(model: ALSNet, x: torch.Tensor) -> torch.Tensor:
     return fast_forward(model, x)
 
 
-__all__ = ["InferenceEngine", "available_backends", "set_threads", "train_forward", "BACKENDS",
+__all__ = ["InferenceEngine", "available_backends", "backend_name", "set_threads", "train_forward", "BACKENDS",
            "FAITHFUL", "AUTO_ORDER"]

@@ -1,38 +1,20 @@
-// Fused CPU kernels for ALSNet (see alsnet/fastconv.py, which builds and drives them).
-//
-// Activations are time-major (N, T, C) with channels contiguous, so every transform
-// below is vectorised over channels (8 floats per AVX2 register) and every channel
-// mixing is one MKL sgemm on an L2-sized chunk of time. A dilated 1-D convolution is
-// computed with Winograd minimal filtering F(m, r): outputs t0 + d*i (i < m) of one
-// "phase" of the dilation come from inputs t0 + d*j (j < alpha = m + r - 1):
+// Winograd minimal filtering F(m, r) for ALSNet's dilated convolutions, forward and
+// weight gradient (see alsnet/engine/winograd.py for the algebra and the interpolation
+// points). Outputs t0 + d*i (i < m) of one "phase" of the dilation come from inputs
+// t0 + d*j (j < alpha = m + r - 1):
 //     y = AT [ (G w) . (BT x) ]          (per input/output channel pair)
-// so alpha small GEMMs (tiles x Cin) @ (Cin x Cout) replace r*m multiply-adds per
-// tile. With BT = identity, AT = ones and m = 1 the same code is a direct convolution.
-// Channel counts must be multiples of 8 (ALSNet: 32, 64, 128).
+// so alpha small GEMMs (tiles x Cin) @ (Cin x Cout) replace r*m multiply-adds per tile.
+// With BT = identity, AT = ones and m = 1 the same code is a direct convolution.
 #include <immintrin.h>
-#include <omp.h>
-#include <algorithm>
+
 #include <cmath>
-#include <cstdint>
 #include <cstring>
 #include <vector>
 
-extern "C" {
-// MKL, exported by libtorch_cpu (Fortran LP64 interface; C interface for the thread count).
-void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*,
-            const float*, const int*, const float*, const int*, const float*, float*, const int*);
-int MKL_Set_Num_Threads_Local(int);
-}
+#include "kernels.h"
 
+namespace alsnet {
 namespace {
-
-struct Loader {
-  // Row s of the logical input maps to row s - off of x (zero outside [0, Tx)); each
-  // value v becomes scale*v + shift; mask 1: 0 where v <= 0 (ReLU' and BN backward);
-  // mask 2: scale*max(v, 0) + shift (BN after ReLU, from the pre-activation).
-  const float* x; int Tx; int off; int C;
-  const float* scale; const float* shift; int mask;
-};
 
 inline __m256 load_tf(const Loader& L, const float* p, int k) {
   __m256 v = _mm256_loadu_ps(p + k);
@@ -49,7 +31,7 @@ inline __m256 load_tf(const Loader& L, const float* p, int k) {
 }
 
 // Symmetric point sets (every finite point p != 0 next to -p, as in POINTS of
-// fastconv.py): BT rows 2k-1 and 2k agree on even columns and are opposite on odd ones,
+// winograd.py): BT rows 2k-1 and 2k agree on even columns and are opposite on odd ones,
 // AT columns 2k-1 and 2k agree on even rows and are opposite on odd ones, AT column 0 is
 // e_0 (the point 0) and column A-1 is e_{m-1} (infinity). Each pair of rows then costs
 // one even and one odd half-sum instead of two full dot products: the transforms do
@@ -97,18 +79,6 @@ inline void in_transform(const Loader& L, const float* xn, int t0, int d, const 
     }
   }
 }
-
-struct Fwd {
-  Loader L; int N, Tlog;                       // logical input length (after padding)
-  const float* U; int A, m, d, Cin, Cout;      // U (A, Cin, Cout)
-  const float* bias; const float* at; const float* bt;
-  int tiles; int nth;
-  float* out; int relu_out;                    // (N, To, Cout) or null
-  double* stats;                               // (nth, 2, Cout): sum, sum of squares of relu(y)
-  const float* aux; double* auxsums;           // (nth, 2, Cout): sum y, sum y*relu(aux) (aux like out)
-  float* maxmin; int* argmm;                   // (N, 2, Cout) max and min of y over time
-  int paired_in;                               // input transform by symmetric_pairs (inference)
-};
 
 constexpr int RB = 6;   // tiles per register block (6 x 16 outputs = 12 accumulators)
 constexpr int NB = 4;   // register blocks sharing one 16-column slice of U while it is in L1
@@ -189,32 +159,13 @@ inline void gemm_tiles(const float* V, int nb, int Cin, const float* Up, int Cou
   }
 }
 
-// How the output times of one window are cut into Winograd tiles and the tiles into
-// jobs; the forward and the weight-gradient kernels must cut them alike. Tile row s holds
-// d interleaved tiles of m outputs each (dilation d); a job takes G rows of one window.
-struct Tiling {
-  int d, To, span, S, G, nchunk;
-  Tiling(int A, int m, int d_, int Tlog, int tiles) : d(d_) {
-    const int r = A - m + 1;
-    To = Tlog - (r - 1) * d;
-    span = d * m;
-    S = To > 0 ? (To + span - 1) / span : 0;
-    G = std::max(1, tiles / d);
-    nchunk = (S + G - 1) / G;
-  }
-  int first_row(int ch) const { return ch * G; }
-  int tiles_in(int ch) const { return (std::min(S, ch * G + G) - ch * G) * d; }
-  // first output time of tile q of the job starting at row s0
-  int t0(int s0, int q) const { return (s0 + q / d) * span + q % d; }
-};
-
 template <int A>
 void fwd_impl(const Fwd& P) {
   const int m = P.m, d = P.d, Cin = P.Cin, Cout = P.Cout;
   const Tiling tl(A, m, d, P.Tlog, P.tiles);
   if (tl.To <= 0) return;
   const int To = tl.To;
-  const int nth = P.nth;
+  const int nth = P.nw;
   const std::vector<float> Up = pack_u(P.U, A, Cin, Cout);
   const bool maxmin_only = P.maxmin && !P.argmm && !P.out && !P.stats && !P.aux;
   const bool paired = symmetric_pairs(P.bt, P.at, A, m);
@@ -225,15 +176,12 @@ void fwd_impl(const Fwd& P) {
     arg_part.assign((size_t)nth * P.N * 2 * Cout, -1);
     for (size_t i = 0; i < mm_part.size(); ++i) mm_part[i] = ((i / Cout) % 2 == 0) ? -INFINITY : INFINITY;
   }
-#pragma omp parallel num_threads(nth)
-  {
-    const int tid = omp_get_thread_num();
+  run_workers(nth, [&](int tid, auto& next) {
     const int maxt = (tl.G * d + RB - 1) / RB * RB;
     std::vector<float> V((size_t)maxt * A * Cin, 0.f), Y((size_t)NB * RB * m * Cout);
     std::vector<double> st(P.stats ? 2 * Cout : 0, 0.0), ax(P.aux ? 2 * Cout : 0, 0.0);
     alignas(32) float s1[1024], s2[1024], a1[1024], a2[1024];
-#pragma omp for schedule(dynamic, 1)
-    for (long job = 0; job < (long)P.N * tl.nchunk; ++job) {
+for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
       const int n = job / tl.nchunk, s0 = tl.first_row(job % tl.nchunk), nt = tl.tiles_in(job % tl.nchunk);
       const float* xn = P.L.x + (size_t)n * P.L.Tx * Cin;
       for (int q = 0; q < nt; ++q) {
@@ -312,7 +260,7 @@ void fwd_impl(const Fwd& P) {
     }
     if (P.stats) std::memcpy(P.stats + (size_t)tid * 2 * Cout, st.data(), sizeof(double) * 2 * Cout);
     if (P.aux) std::memcpy(P.auxsums + (size_t)tid * 2 * Cout, ax.data(), sizeof(double) * 2 * Cout);
-  }
+  });
   if (maxmin_only) {
     // partials start at -inf/+inf; the bias moves every time alike
     for (int n = 0; n < P.N; ++n)
@@ -341,15 +289,6 @@ void fwd_impl(const Fwd& P) {
         }
   }
 }
-
-struct Wgrad {
-  Loader X; Loader DY;                         // input (logical length Tlog) and output gradient (To rows)
-  int N, Tlog, A, m, d, Cin, Cout;
-  const float* at; const float* bt;
-  int tiles; int nth;
-  float* dU;                                   // (nth, A, Cin, Cout), summed by the caller
-  double* dbias;                               // (nth, Cout)
-};
 
 // du[r][0:8] += sum_q v[q][r] * mm[q][0:8], r < 8: one register block of the weight
 // gradient GEMM dU[xi] = V[xi]^T @ dM[xi], reduced over nt tiles. v and mm are packed
@@ -383,9 +322,7 @@ void wgrad_impl(const Wgrad& P) {
   if (tl.To <= 0) return;
   const int To = tl.To;
   const bool paired = symmetric_pairs(P.bt, P.at, A, m);
-#pragma omp parallel num_threads(P.nth)
-  {
-    const int tid = omp_get_thread_num();
+  run_workers(P.nw, [&](int tid, auto& next) {
     const int maxt = tl.G * d;
     const size_t vx = (size_t)maxt * Cin, mx = (size_t)maxt * Cout, ks = (size_t)maxt * 8;
     std::vector<float> V((size_t)A * vx), M((size_t)A * mx);
@@ -393,8 +330,7 @@ void wgrad_impl(const Wgrad& P) {
     std::fill(dU, dU + (size_t)A * Cin * Cout, 0.f);
     std::vector<double> db(Cout, 0.0);
     alignas(32) float dbf[1024];
-#pragma omp for schedule(dynamic, 1)
-    for (long job = 0; job < (long)P.N * tl.nchunk; ++job) {
+for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
       const int n = job / tl.nchunk, s0 = tl.first_row(job % tl.nchunk), nt = tl.tiles_in(job % tl.nchunk);
       const float* xn = P.X.x + (size_t)n * P.X.Tx * Cin;
       const float* gn = P.DY.x + (size_t)n * P.DY.Tx * Cout;
@@ -444,14 +380,10 @@ void wgrad_impl(const Wgrad& P) {
       for (int k = 0; k < Cout; ++k) db[k] += dbf[k];
     }
     for (int k = 0; k < Cout; ++k) P.dbias[(size_t)tid * Cout + k] = db[k];
-  }
+  });
 }
 
 }  // namespace
-
-extern "C" {
-
-int alsnet_abi_version() { return 4; }
 
 #define ALSNET_DISPATCH(FN, P)                       \
   switch ((P).A) {                                   \
@@ -468,120 +400,16 @@ int alsnet_abi_version() { return 4; }
     default: return 1;                               \
   }
 
-int alsnet_wino_fwd(const Fwd* p) {
-  if (p->Cin % 8 || p->Cout % 16 || p->Cout > 1024) return 2;
-  ALSNET_DISPATCH(fwd_impl, *p)
+int wino_fwd(const Fwd& p) { ALSNET_DISPATCH(fwd_impl, p) }
+
+int wino_wgrad(const Wgrad& p) { ALSNET_DISPATCH(wgrad_impl, p) }
+
+const char* isa() {
+#if defined(__AVX512F__)
+  return "avx512";
+#else
+  return "avx2";
+#endif
 }
 
-int alsnet_wino_wgrad(const Wgrad* p) {
-  if (p->Cin % 8 || p->Cout % 8 || p->Cout > 1024 || p->m > 16) return 2;
-  ALSNET_DISPATCH(wgrad_impl, *p)
-}
-
-// First layer (one input channel, few taps): z[t, c] = b[c] + sum_j w[j, c] x[t + j].
-// Stores relu(z) (or z), and per-thread sum / sum of squares of relu(z).
-int alsnet_conv1(const float* x, int N, int T, const float* w, int K, int C, const float* b,
-                 float* out, int relu_out, double* stats, int nth) {
-  if (C % 8 || C > 64) return 2;
-  const int To = T - K + 1;
-  if (To <= 0) return 0;
-  const int chunk = 512;
-  const int nchunk = (To + chunk - 1) / chunk;
-#pragma omp parallel num_threads(nth)
-  {
-    const int tid = omp_get_thread_num();
-    std::vector<double> st(stats ? 2 * C : 0, 0.0);
-    alignas(32) float s1[64], s2[64];
-#pragma omp for schedule(dynamic, 4)
-    for (long job = 0; job < (long)N * nchunk; ++job) {
-      const int n = job / nchunk, t1 = (job % nchunk) * chunk, t2 = std::min(To, t1 + chunk);
-      const float* xn = x + (size_t)n * T;
-      for (int k = 0; k < C; ++k) { s1[k] = 0.f; s2[k] = 0.f; }
-      for (int k = 0; k < C; k += 8) {
-        const __m256 bias = _mm256_loadu_ps(b + k);
-        __m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
-        auto emit = [&](int t, __m256 acc) {
-          const __m256 rl = _mm256_max_ps(acc, _mm256_setzero_ps());
-          _mm256_storeu_ps(out + ((size_t)n * To + t) * C + k, relu_out ? rl : acc);
-          a1 = _mm256_add_ps(a1, rl); a2 = _mm256_fmadd_ps(rl, rl, a2);
-        };
-        int t = t1;
-        if (K <= 12) {
-          // four independent times per pass: one chain of K dependent FMAs per output
-          // would wait on the FMA latency at every tap
-          __m256 wk[12];
-          for (int j = 0; j < K; ++j) wk[j] = _mm256_loadu_ps(w + j * C + k);
-          for (; t + 4 <= t2; t += 4) {
-            __m256 c0 = bias, c1 = bias, c2 = bias, c3 = bias;
-            const float* xt = xn + t;
-            for (int j = 0; j < K; ++j) {
-              c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j), wk[j], c0);
-              c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 1), wk[j], c1);
-              c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 2), wk[j], c2);
-              c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 3), wk[j], c3);
-            }
-            emit(t, c0); emit(t + 1, c1); emit(t + 2, c2); emit(t + 3, c3);
-          }
-        }
-        for (; t < t2; ++t) {
-          __m256 acc = bias;
-          for (int j = 0; j < K; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(xn + t + j), _mm256_loadu_ps(w + j * C + k), acc);
-          emit(t, acc);
-        }
-        _mm256_storeu_ps(s1 + k, a1); _mm256_storeu_ps(s2 + k, a2);
-      }
-      if (stats) for (int k = 0; k < C; ++k) { st[k] += s1[k]; st[C + k] += s2[k]; }
-    }
-    if (stats) std::memcpy(stats + (size_t)tid * 2 * C, st.data(), sizeof(double) * 2 * C);
-  }
-  return 0;
-}
-
-// In place: g = (r > 0) ? a*g + c1 + c2*r : 0, per channel (ReLU' and BatchNorm backward).
-int alsnet_bn_relu_bwd(float* g, const float* r, long rows, int C, const float* a, const float* c1,
-                       const float* c2, int nth) {
-  if (C % 8) return 2;
-#pragma omp parallel for num_threads(nth) schedule(static)
-  for (long i = 0; i < rows; ++i) {
-    float* gi = g + i * C; const float* ri = r + i * C;
-    for (int k = 0; k < C; k += 8) {
-      __m256 rv = _mm256_loadu_ps(ri + k);
-      __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(gi + k),
-                                 _mm256_fmadd_ps(_mm256_loadu_ps(c2 + k), rv, _mm256_loadu_ps(c1 + k)));
-      _mm256_storeu_ps(gi + k, _mm256_and_ps(v, _mm256_cmp_ps(rv, _mm256_setzero_ps(), _CMP_GT_OQ)));
-    }
-  }
-  return 0;
-}
-
-// Positions where sgn[c]*z[n, t, c] >= thr[n, c] (near = 0), or |z[n, t, c]| < thr[n, c]
-// (near = 1): up to K per (n, c) in idx (N, C, K), their number in cnt (N, C) (may
-// exceed K: only the first K are stored).
-int alsnet_candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int K,
-                      int near, int* idx, int* cnt, int nth) {
-  if (C % 8) return 2;
-#pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
-  for (int n = 0; n < N; ++n) {
-    int* cn = cnt + (size_t)n * C;
-    int* id = idx + (size_t)n * C * K;
-    const float* th = thr + (size_t)n * C;
-    for (int c = 0; c < C; ++c) cn[c] = 0;
-    for (int t = 0; t < T; ++t) {
-      const float* zr = z + ((size_t)n * T + t) * C;
-      for (int k = 0; k < C; k += 8) {
-        const __m256 z8 = _mm256_loadu_ps(zr + k), t8 = _mm256_loadu_ps(th + k);
-        int mask = near ? _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), z8), t8, _CMP_LT_OQ))
-                        : _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(z8, _mm256_loadu_ps(sgn + k)), t8, _CMP_GE_OQ));
-        while (mask) {
-          const int c = k + __builtin_ctz(mask);
-          mask &= mask - 1;
-          if (cn[c] < K) id[(size_t)c * K + cn[c]] = t;
-          ++cn[c];
-        }
-      }
-    }
-  }
-  return 0;
-}
-
-}  // extern "C"
+}  // namespace alsnet

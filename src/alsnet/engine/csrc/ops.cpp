@@ -1,0 +1,214 @@
+// torch.ops.alsnet.*: ALSNet's CPU kernels registered with the PyTorch dispatcher. Every
+// tensor is checked here (ATen), so the kernels in winograd.cpp / pointwise.cpp can assume
+// contiguous float32 CPU buffers of the right shapes.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "kernels.h"
+
+namespace alsnet {
+namespace {
+
+constexpr int64_t kAbi = 5;  // bump when a schema below changes (kernels.py checks it)
+
+using Opt = std::optional<at::Tensor>;
+
+void check(const at::Tensor& t, const char* op, const char* name, int64_t dim,
+           at::ScalarType dtype = at::kFloat) {
+  TORCH_CHECK(t.device().is_cpu(), "alsnet::", op, ": ", name, " must be a CPU tensor");
+  TORCH_CHECK(t.scalar_type() == dtype, "alsnet::", op, ": ", name, " must be ", dtype, ", got ", t.scalar_type());
+  TORCH_CHECK(t.dim() == dim, "alsnet::", op, ": ", name, " must have ", dim, " dimensions, got ", t.sizes());
+  TORCH_CHECK(t.is_contiguous(), "alsnet::", op, ": ", name, " must be contiguous");
+}
+
+void check_len(const at::Tensor& t, const char* op, const char* name, int64_t n) {
+  check(t, op, name, 1);
+  TORCH_CHECK(t.size(0) == n, "alsnet::", op, ": ", name, " must have ", n, " values, got ", t.size(0));
+}
+
+const float* opt_ptr(const Opt& t, const char* op, const char* name, int64_t n) {
+  if (!t.has_value() || !t->defined()) return nullptr;
+  check_len(*t, op, name, n);
+  return t->data_ptr<float>();
+}
+
+Loader loader(const at::Tensor& x, int64_t off, const Opt& scale, const Opt& shift, int64_t mask, const char* op,
+              const char* name) {
+  check(x, op, name, 3);
+  TORCH_CHECK(mask >= 0 && mask <= 2, "alsnet::", op, ": mask must be 0, 1 or 2");
+  const int64_t C = x.size(2);
+  return Loader{x.data_ptr<float>(), (int)x.size(1), (int)off, (int)C,
+                opt_ptr(scale, op, "scale", C), opt_ptr(shift, op, "shift", C), (int)mask};
+}
+
+void check_transforms(const at::Tensor& at_, const at::Tensor& bt, int64_t A, int64_t m, const char* op) {
+  check(at_, op, "at", 2);
+  check(bt, op, "bt", 2);
+  TORCH_CHECK(at_.size(0) == m && at_.size(1) == A, "alsnet::", op, ": at must be (m, alpha), got ", at_.sizes());
+  TORCH_CHECK(bt.size(0) == A && bt.size(1) == A, "alsnet::", op, ": bt must be (alpha, alpha), got ", bt.sizes());
+  TORCH_CHECK(m >= 1 && m <= 16, "alsnet::", op, ": tile size m must be in 1..16");
+}
+
+at::Tensor empty_like_none() { return at::empty({0}); }
+
+// Returns (stats (2, Cout) f64, auxsums (2, Cout) f64, maxmin (N, 2, Cout), argmm (N, 2, Cout) i32);
+// a tensor of zero elements where not asked. out: (N, To, Cout), or zero elements for none.
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> op_wino_fwd(
+    const at::Tensor& x, int64_t pad, const Opt& scale, const Opt& shift, int64_t mask, const at::Tensor& U,
+    const at::Tensor& bias, const at::Tensor& at_, const at::Tensor& bt, int64_t m, int64_t d, at::Tensor& out,
+    bool relu_out, bool stats, const Opt& aux, bool maxmin, bool argmax, bool paired_in, int64_t tiles) {
+  const char* op = "wino_fwd";
+  const Loader L = loader(x, pad, scale, shift, mask, op, "x");
+  check(U, op, "U", 3);
+  const int64_t N = x.size(0), A = U.size(0), Cin = U.size(1), Cout = U.size(2);
+  TORCH_CHECK(x.size(2) == Cin, "alsnet::wino_fwd: x has ", x.size(2), " channels, U expects ", Cin);
+  TORCH_CHECK(Cin % 8 == 0 && Cout % 16 == 0 && Cout <= 1024, "alsnet::wino_fwd: channels must be multiples of "
+              "8 (in) and 16 (out, at most 1024), got ", Cin, " and ", Cout);
+  check_len(bias, op, "bias", Cout);
+  check_transforms(at_, bt, A, m, op);
+  TORCH_CHECK(d >= 1 && tiles >= 1 && pad >= 0, "alsnet::wino_fwd: dilation, tiles must be >= 1, pad >= 0");
+  const int64_t Tlog = x.size(1) + 2 * pad, To = std::max<int64_t>(Tlog - (A - m) * d, 0);
+  const bool want_out = out.numel() > 0;
+  if (want_out) {
+    check(out, op, "out", 3);
+    TORCH_CHECK(out.size(0) == N && out.size(1) == To && out.size(2) == Cout, "alsnet::wino_fwd: out must be (",
+                N, ", ", To, ", ", Cout, "), got ", out.sizes());
+  }
+  const float* auxp = nullptr;
+  if (aux.has_value() && aux->defined()) {
+    check(*aux, op, "aux", 3);
+    TORCH_CHECK(aux->size(0) == N && aux->size(1) == To && aux->size(2) == Cout, "alsnet::wino_fwd: aux must be (",
+                N, ", ", To, ", ", Cout, "), got ", aux->sizes());
+    auxp = aux->data_ptr<float>();
+  }
+  const Tiling tl((int)A, (int)m, (int)d, (int)Tlog, (int)tiles);
+  const int nw = workers((int64_t)N * tl.nchunk);
+  auto f64 = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor st = stats ? at::zeros({nw, 2, Cout}, f64) : empty_like_none();
+  at::Tensor ax = auxp ? at::zeros({nw, 2, Cout}, f64) : empty_like_none();
+  at::Tensor mm = maxmin ? at::empty({N, 2, Cout}) : empty_like_none();
+  at::Tensor am = maxmin && argmax ? at::empty({N, 2, Cout}, at::TensorOptions().dtype(at::kInt))
+                                   : at::empty({0}, at::TensorOptions().dtype(at::kInt));
+  if (To > 0 && N > 0) {
+    const Fwd P{L, (int)N, (int)Tlog, U.data_ptr<float>(), (int)A, (int)m, (int)d, (int)Cin, (int)Cout,
+                bias.data_ptr<float>(), at_.data_ptr<float>(), bt.data_ptr<float>(), (int)tiles, nw,
+                want_out ? out.data_ptr<float>() : nullptr, (int)relu_out,
+                stats ? st.data_ptr<double>() : nullptr, auxp, auxp ? ax.data_ptr<double>() : nullptr,
+                maxmin ? mm.data_ptr<float>() : nullptr, maxmin && argmax ? am.data_ptr<int>() : nullptr,
+                (int)paired_in};
+    TORCH_CHECK(alsnet::wino_fwd(P) == 0, "alsnet::wino_fwd: no kernel for alpha = ", A);
+  }
+  return {stats ? st.sum(0) : st, auxp ? ax.sum(0) : ax, mm, am};
+}
+
+// Returns (dU (alpha, Cin, Cout), dbias (Cout) f64) of the correlation of x by U.
+std::tuple<at::Tensor, at::Tensor> op_wino_wgrad(
+    const at::Tensor& x, const Opt& xscale, const Opt& xshift, int64_t xmask, const at::Tensor& dy,
+    const Opt& dyscale, const Opt& dyshift, int64_t dymask, const at::Tensor& at_, const at::Tensor& bt, int64_t m,
+    int64_t d, int64_t tiles) {
+  const char* op = "wino_wgrad";
+  const Loader X = loader(x, 0, xscale, xshift, xmask, op, "x");
+  const Loader DY = loader(dy, 0, dyscale, dyshift, dymask, op, "dy");
+  const int64_t N = x.size(0), Tlog = x.size(1), Cin = x.size(2), Cout = dy.size(2), A = bt.size(0);
+  check_transforms(at_, bt, A, m, op);
+  TORCH_CHECK(dy.size(0) == N && dy.size(1) == std::max<int64_t>(Tlog - (A - m) * d, 0),
+              "alsnet::wino_wgrad: dy must be (", N, ", ", Tlog - (A - m) * d, ", Cout), got ", dy.sizes());
+  TORCH_CHECK(Cin % 8 == 0 && Cout % 8 == 0 && Cout <= 1024, "alsnet::wino_wgrad: channels must be multiples of 8");
+  TORCH_CHECK(d >= 1 && tiles >= 1, "alsnet::wino_wgrad: dilation and tiles must be >= 1");
+  const Tiling tl((int)A, (int)m, (int)d, (int)Tlog, (int)tiles);
+  const int nw = workers((int64_t)N * tl.nchunk);
+  at::Tensor dU = at::zeros({nw, A, Cin, Cout});
+  at::Tensor db = at::zeros({nw, Cout}, at::TensorOptions().dtype(at::kDouble));
+  if (tl.To > 0 && N > 0) {
+    const Wgrad P{X, DY, (int)N, (int)Tlog, (int)A, (int)m, (int)d, (int)Cin, (int)Cout, at_.data_ptr<float>(),
+                  bt.data_ptr<float>(), (int)tiles, nw, dU.data_ptr<float>(), db.data_ptr<double>()};
+    TORCH_CHECK(alsnet::wino_wgrad(P) == 0, "alsnet::wino_wgrad: no kernel for alpha = ", A);
+  }
+  return {dU.sum(0), db.sum(0)};
+}
+
+// First layer: out (N, T-K+1, C) written; returns the sums (2, C) f64 of relu(z) (zero elements unless stats).
+at::Tensor op_conv1(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, at::Tensor& out, bool relu,
+                 bool stats) {
+  const char* op = "conv1";
+  check(x, op, "x", 2);
+  check(w, op, "w", 2);
+  const int64_t N = x.size(0), T = x.size(1), K = w.size(0), C = w.size(1);
+  TORCH_CHECK(C % 8 == 0 && C <= 64, "alsnet::conv1: channels must be a multiple of 8, at most 64, got ", C);
+  check_len(b, op, "b", C);
+  check(out, op, "out", 3);
+  const int64_t To = std::max<int64_t>(T - K + 1, 0);
+  TORCH_CHECK(out.size(0) == N && out.size(1) == To && out.size(2) == C, "alsnet::conv1: out must be (", N, ", ",
+              To, ", ", C, "), got ", out.sizes());
+  const int nw = conv1_workers((int)N, (int)T, (int)K);
+  at::Tensor st = stats ? at::zeros({nw, 2, C}, at::TensorOptions().dtype(at::kDouble)) : empty_like_none();
+  if (To > 0 && N > 0)
+    alsnet::conv1(x.data_ptr<float>(), (int)N, (int)T, w.data_ptr<float>(), (int)K, (int)C, b.data_ptr<float>(),
+                  out.data_ptr<float>(), (int)relu, stats ? st.data_ptr<double>() : nullptr, nw);
+  return stats ? st.sum(0) : st;
+}
+
+at::Tensor& op_bn_relu_bwd_(at::Tensor& g, const at::Tensor& r, const at::Tensor& a, const at::Tensor& c1,
+                         const at::Tensor& c2) {
+  const char* op = "bn_relu_bwd_";
+  TORCH_CHECK(g.dim() >= 1 && g.sizes() == r.sizes(), "alsnet::bn_relu_bwd_: g and r must have one shape");
+  check(g, op, "g", g.dim());
+  check(r, op, "r", r.dim());
+  const int64_t C = g.size(-1);
+  TORCH_CHECK(C % 8 == 0, "alsnet::bn_relu_bwd_: channels must be a multiple of 8, got ", C);
+  check_len(a, op, "a", C);
+  check_len(c1, op, "c1", C);
+  check_len(c2, op, "c2", C);
+  alsnet::bn_relu_bwd(g.data_ptr<float>(), r.data_ptr<float>(), g.numel() / C, (int)C, a.data_ptr<float>(),
+                      c1.data_ptr<float>(), c2.data_ptr<float>());
+  return g;
+}
+
+// Returns (idx (N, C, k) i32, count (N, C) i32).
+std::tuple<at::Tensor, at::Tensor> op_candidates(const at::Tensor& z, const at::Tensor& thr, const at::Tensor& sgn,
+                                              int64_t k, bool near) {
+  const char* op = "candidates";
+  check(z, op, "z", 3);
+  const int64_t N = z.size(0), T = z.size(1), C = z.size(2);
+  TORCH_CHECK(C % 8 == 0, "alsnet::candidates: channels must be a multiple of 8, got ", C);
+  check(thr, op, "thr", 2);
+  TORCH_CHECK(thr.size(0) == N && thr.size(1) == C, "alsnet::candidates: thr must be (N, C), got ", thr.sizes());
+  check_len(sgn, op, "sgn", C);
+  TORCH_CHECK(k >= 1, "alsnet::candidates: k must be >= 1");
+  auto i32 = at::TensorOptions().dtype(at::kInt);
+  at::Tensor idx = at::zeros({N, C, k}, i32), cnt = at::zeros({N, C}, i32);
+  alsnet::candidates(z.data_ptr<float>(), (int)N, (int)T, (int)C, thr.data_ptr<float>(), sgn.data_ptr<float>(),
+                     (int)k, (int)near, idx.data_ptr<int>(), cnt.data_ptr<int>());
+  return {idx, cnt};
+}
+
+int64_t op_abi_version() { return kAbi; }
+std::string op_isa() { return alsnet::isa(); }
+
+}  // namespace
+}  // namespace alsnet
+
+TORCH_LIBRARY(alsnet, m) {
+  m.def("abi_version() -> int", &alsnet::op_abi_version);
+  m.def("isa() -> str", &alsnet::op_isa);
+  m.def("wino_fwd(Tensor x, int pad, Tensor? scale, Tensor? shift, int mask, Tensor U, Tensor bias, Tensor at, "
+        "Tensor bt, int m, int d, Tensor(a!) out, bool relu_out, bool stats, Tensor? aux, bool maxmin, "
+        "bool argmax, bool paired_in, int tiles) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("wino_wgrad(Tensor x, Tensor? xscale, Tensor? xshift, int xmask, Tensor dy, Tensor? dyscale, "
+        "Tensor? dyshift, int dymask, Tensor at, Tensor bt, int m, int d, int tiles) -> (Tensor, Tensor)");
+  m.def("conv1(Tensor x, Tensor w, Tensor b, Tensor(a!) out, bool relu, bool stats) -> Tensor");
+  m.def("bn_relu_bwd_(Tensor(a!) g, Tensor r, Tensor a, Tensor c1, Tensor c2) -> Tensor(a!)");
+  m.def("candidates(Tensor z, Tensor thr, Tensor sgn, int k, bool near) -> (Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(alsnet, CPU, m) {
+  m.impl("wino_fwd", &alsnet::op_wino_fwd);
+  m.impl("wino_wgrad", &alsnet::op_wino_wgrad);
+  m.impl("conv1", &alsnet::op_conv1);
+  m.impl("bn_relu_bwd_", &alsnet::op_bn_relu_bwd_);
+  m.impl("candidates", &alsnet::op_candidates);
+}

@@ -1,0 +1,113 @@
+// ALSNet's first layer and the element-wise kernels of the training step (see kernels.h).
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+#include "kernels.h"
+
+namespace alsnet {
+
+namespace {
+constexpr int kConv1Chunk = 512;  // output times per job
+}
+
+int conv1_workers(int N, int T, int K) {
+  const int To = T - K + 1;
+  return workers(To > 0 ? (int64_t)N * ((To + kConv1Chunk - 1) / kConv1Chunk) : 1);
+}
+
+void conv1(const float* x, int N, int T, const float* w, int K, int C, const float* b, float* out,
+           int relu_out, double* stats, int nw) {
+  const int To = T - K + 1;
+  if (To <= 0) return;
+  const int nchunk = (To + kConv1Chunk - 1) / kConv1Chunk;
+  const int64_t njobs = (int64_t)N * nchunk;
+  run_workers(nw, [&](int tid, auto& next) {
+    std::vector<double> st(stats ? 2 * C : 0, 0.0);
+    alignas(32) float s1[64], s2[64];
+    for (int64_t job = next(); job < njobs; job = next()) {
+      const int n = job / nchunk, t1 = (job % nchunk) * kConv1Chunk, t2 = std::min(To, t1 + kConv1Chunk);
+      const float* xn = x + (size_t)n * T;
+      for (int k = 0; k < C; ++k) { s1[k] = 0.f; s2[k] = 0.f; }
+      for (int k = 0; k < C; k += 8) {
+        const __m256 bias = _mm256_loadu_ps(b + k);
+        __m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
+        auto emit = [&](int t, __m256 acc) {
+          const __m256 rl = _mm256_max_ps(acc, _mm256_setzero_ps());
+          _mm256_storeu_ps(out + ((size_t)n * To + t) * C + k, relu_out ? rl : acc);
+          a1 = _mm256_add_ps(a1, rl); a2 = _mm256_fmadd_ps(rl, rl, a2);
+        };
+        int t = t1;
+        if (K <= 12) {
+          // four independent times per pass: one chain of K dependent FMAs per output
+          // would wait on the FMA latency at every tap
+          __m256 wk[12];
+          for (int j = 0; j < K; ++j) wk[j] = _mm256_loadu_ps(w + j * C + k);
+          for (; t + 4 <= t2; t += 4) {
+            __m256 c0 = bias, c1 = bias, c2 = bias, c3 = bias;
+            const float* xt = xn + t;
+            for (int j = 0; j < K; ++j) {
+              c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j), wk[j], c0);
+              c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 1), wk[j], c1);
+              c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 2), wk[j], c2);
+              c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(xt + j + 3), wk[j], c3);
+            }
+            emit(t, c0); emit(t + 1, c1); emit(t + 2, c2); emit(t + 3, c3);
+          }
+        }
+        for (; t < t2; ++t) {
+          __m256 acc = bias;
+          for (int j = 0; j < K; ++j)
+            acc = _mm256_fmadd_ps(_mm256_broadcast_ss(xn + t + j), _mm256_loadu_ps(w + j * C + k), acc);
+          emit(t, acc);
+        }
+        _mm256_storeu_ps(s1 + k, a1); _mm256_storeu_ps(s2 + k, a2);
+      }
+      if (stats) for (int k = 0; k < C; ++k) { st[k] += s1[k]; st[C + k] += s2[k]; }
+    }
+    if (stats) std::memcpy(stats + (size_t)tid * 2 * C, st.data(), sizeof(double) * 2 * C);
+  });
+}
+
+void bn_relu_bwd(float* g, const float* r, int64_t rows, int C, const float* a, const float* c1, const float* c2) {
+  at::parallel_for(0, rows, 1024, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      float* gi = g + i * C; const float* ri = r + i * C;
+      for (int k = 0; k < C; k += 8) {
+        __m256 rv = _mm256_loadu_ps(ri + k);
+        __m256 v = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(gi + k),
+                                   _mm256_fmadd_ps(_mm256_loadu_ps(c2 + k), rv, _mm256_loadu_ps(c1 + k)));
+        _mm256_storeu_ps(gi + k, _mm256_and_ps(v, _mm256_cmp_ps(rv, _mm256_setzero_ps(), _CMP_GT_OQ)));
+      }
+    }
+  });
+}
+
+void candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int K, int near,
+                int* idx, int* cnt) {
+  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      int* cn = cnt + (size_t)n * C;
+      int* id = idx + (size_t)n * C * K;
+      const float* th = thr + (size_t)n * C;
+      for (int c = 0; c < C; ++c) cn[c] = 0;
+      for (int t = 0; t < T; ++t) {
+        const float* zr = z + ((size_t)n * T + t) * C;
+        for (int k = 0; k < C; k += 8) {
+          const __m256 z8 = _mm256_loadu_ps(zr + k), t8 = _mm256_loadu_ps(th + k);
+          int mask = near ? _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), z8), t8, _CMP_LT_OQ))
+                          : _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(z8, _mm256_loadu_ps(sgn + k)), t8, _CMP_GE_OQ));
+          while (mask) {
+            const int c = k + __builtin_ctz(mask);
+            mask &= mask - 1;
+            if (cn[c] < K) id[(size_t)c * K + cn[c]] = t;
+            ++cn[c];
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace alsnet
