@@ -69,7 +69,7 @@ def main(argv=None) -> int:
     from alsnet.errors import AlsnetError
     from alsnet.model.checkpoint import load_model, save_model
     from alsnet.training.fold import train_alsnet_fold
-    from alsnet.training.lightning import Recipe
+    from alsnet.training.recipe import Recipe
     from alsnet.training.splits import Fold, split_validation
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -81,8 +81,10 @@ def test_rescore_run_applies_each_folds_own_rule(tmp_path):
     assert offsets["subject-A01"]["als"] == pytest.approx(0.85)
     assert m["subject"]["confusion_matrix"] == [[1, 0], [0, 1]]
     assert m["window"]["balanced_accuracy"] == 1.0
-    assert "validation" in m["decision"]
-    np.testing.assert_allclose(pred["p_normal"] + pred["p_als"], 1.0)
+    assert "validation" in m["decision_rule"]
+    assert m["subject"]["decision"]["subject-A01"] == "P(als) >= 0.2994"
+    # the probabilities scored are the ones the folds wrote, not shifted ones
+    assert sorted(set(pred["p_als"].round(6))) == [0.1, 0.3]
 
 
 def test_rescore_refuses_a_run_without_validation_logits(tmp_path):

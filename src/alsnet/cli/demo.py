@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from alsnet.data.simulate import simulate_dataset
     from alsnet.training.experiment import Experiment
     from alsnet.training.experiment import run as run_experiment
-    from alsnet.training.lightning import Recipe
+    from alsnet.training.recipe import Recipe
     from alsnet.training.runs import prepare_run_dir
 
     t0 = time.perf_counter()

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alsnet.data.labels import TASKS
-from alsnet.training.splits import PROTOCOLS
+from alsnet.training.splits import NESTED_OUTER, PROTOCOLS
 
 if TYPE_CHECKING:
     from alsnet.training.experiment import Experiment
+    from alsnet.training.nested import NestedExperiment
 
 
 def add_training_options(p: argparse.ArgumentParser) -> None:
+    from alsnet.training.recipe import cli_options
+
     r = p.add_argument_group("training recipe (defaults are the paper's)")
-    r.add_argument("--max-epochs", type=int, default=100, help="at most this many epochs (paper 100)")
-    r.add_argument("--batch-size", type=int, default=48, help="batch size (paper 48)")
-    r.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper 1e-3)")
-    r.add_argument("--patience", type=int, default=25, help="early-stopping patience in epochs (paper 25)")
-    r.add_argument("--plateau-patience", type=int, default=5, help="reduce-LR-on-plateau patience (paper 5)")
-    r.add_argument("--train-crop", type=float, default=None, metavar="SECONDS",
-                   help="train on random crops of this length (a named deviation from the paper; "
-                        "validation and test always use whole 1-s windows)")
-    r.add_argument("--class-weight", choices=["balanced"], default=None,
-                   help="weight the loss by inverse class frequency of the training windows (paper: unweighted)")
-    r.add_argument("--no-fast", action="store_true", help="use the plain eager model for training steps")
+    for flag, kw in cli_options():
+        r.add_argument(flag, **kw)
     d = p.add_argument_group("devices (Lightning)")
     d.add_argument("--accelerator", default="cpu", help="cpu, gpu, auto (default cpu)")
     d.add_argument("--devices", default="1", help="devices per node (default 1)")
@@ -41,9 +36,22 @@ def register(sub) -> None:
     p.add_argument("--data", help="folder of recordings (N2001 names or a labels.csv)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder to write")
     p.add_argument("--task", default="als-vs-normal", choices=list(TASKS))
-    p.add_argument("--protocol", default="paper", choices=list(PROTOCOLS),
+    p.add_argument("--protocol", default="paper", choices=[*PROTOCOLS, "nested"],
                    help="paper: segment-level random split (shares recordings between train and test); "
-                        "loso / group-kfold / subject-holdout: subject-wise")
+                        "loso / group-kfold / subject-holdout: subject-wise; nested: subject-wise outer "
+                        "folds with every choice made by an inner subject-wise cross-validation")
+    n = p.add_argument_group("nested protocol (--protocol nested)")
+    n.add_argument("--outer", default="group-kfold", choices=list(NESTED_OUTER),
+                   help="outer folds: stratified group k-fold (--folds, default 5) or loso")
+    n.add_argument("--inner-folds", type=int, default=3, metavar="K",
+                   help="inner stratified group k-fold over each outer fold's training subjects (default 3)")
+    n.add_argument("--split-seed", type=int, default=0, metavar="N",
+                   help="seed of the outer and inner splits (default 0; --seed seeds the training)")
+    n.add_argument("--outer-fold", action="append", dest="only_outer", metavar="NAME",
+                   help="run only this outer fold (repeatable), e.g. outer-0")
+    n.add_argument("--on-fold-done", metavar="CMD",
+                   help="shell command run after each finished inner and outer fold, {dir} = its folder "
+                        "(e.g. commit its files: see scripts/commit_results.sh)")
     p.add_argument("--folds", type=int, default=5, help="K for group-kfold")
     p.add_argument("--fold", action="append", dest="only_folds", metavar="NAME",
                    help="run only this fold (repeatable), e.g. subject-A01")
@@ -65,14 +73,11 @@ def register(sub) -> None:
 def experiment_from_args(args) -> Experiment:
     from alsnet.errors import AlsnetError
     from alsnet.training.experiment import Experiment
-    from alsnet.training.lightning import Recipe
+    from alsnet.training.recipe import Recipe, cli_options
 
     if not args.resume and (not args.data or not args.out):
         raise AlsnetError("--data and --out are required (or --resume RUN_DIR)")
-    recipe = Recipe(lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs,
-                    plateau_patience=args.plateau_patience, early_stopping_patience=args.patience,
-                    train_crop=args.train_crop, fast=not args.no_fast,
-                    class_weight=args.class_weight)
+    recipe = Recipe(**{kw["dest"]: getattr(args, kw["dest"]) for _, kw in cli_options()})
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = {"accelerator": args.accelerator, "devices": devices, "num_nodes": args.num_nodes,
                "strategy": args.strategy, "precision": args.precision}
@@ -83,12 +88,35 @@ def experiment_from_args(args) -> Experiment:
                       trainer=trainer)
 
 
-def run(args: argparse.Namespace) -> int:
-    from alsnet.training.experiment import run as run_experiment
+def nested_from_args(args) -> NestedExperiment:
+    from alsnet.training.nested import NestedExperiment
 
     exp = experiment_from_args(args)
+    return NestedExperiment(data=exp.data, out=exp.out, task=exp.task, model=exp.model, outer=args.outer,
+                            outer_k=args.folds, inner_k=args.inner_folds, split_seed=args.split_seed,
+                            seed=args.seed, recipe=exp.recipe, invalid=args.invalid, n_boot=args.n_boot,
+                            eval_backend=args.backend, only_outer=args.only_outer,
+                            on_fold_done=args.on_fold_done, trainer=exp.trainer)
+
+
+def _is_nested_run(path: str) -> bool:
+    from alsnet.training.runs import read_json
+
+    return str(read_json(Path(path) / "config.json").get("split", {}).get("protocol", "")).startswith("nested")
+
+
+def run(args: argparse.Namespace) -> int:
     progress = not args.quiet and sys.stderr.isatty()
-    metrics = run_experiment(exp, force=args.force, resume=bool(args.resume), progress=progress)
+    if args.protocol == "nested" or (args.resume and _is_nested_run(args.resume)):
+        from alsnet.training.nested import run as run_nested
+
+        exp = nested_from_args(args)
+        metrics = run_nested(exp, force=args.force, resume=bool(args.resume), progress=progress)
+    else:
+        from alsnet.training.experiment import run as run_experiment
+
+        exp = experiment_from_args(args)
+        metrics = run_experiment(exp, force=args.force, resume=bool(args.resume), progress=progress)
     if metrics is not None:
         from alsnet.reporting.figures import write_run_figures
 

@@ -51,7 +51,22 @@ def _log_amplitudes() -> ColumnTransformer:
     return ColumnTransformer([("log", FunctionTransformer(_log1p_abs), idx)], remainder="passthrough")
 
 
-def make_baseline(name: str, seed: int = 0) -> Pipeline:
+#: Default hyperparameters of each baseline (those of the plain protocols).
+DEFAULTS = {"svm": {"C": 1.0, "class_weight": "balanced"},
+            "rf": {"min_samples_leaf": 2, "class_weight": "balanced"},
+            "knn": {"n_neighbors": 15}}
+
+#: Hyperparameter grids searched by the nested protocol's inner cross-validation
+#: (:mod:`alsnet.training.nested`), class weighting included, chosen by the same criterion as
+#: ALSNet's epoch (:mod:`alsnet.evaluation.selection`). kNN has no class weighting.
+GRIDS = {
+    "svm": [{"C": c, "class_weight": w} for w in (None, "balanced") for c in (0.1, 1.0, 10.0)],
+    "rf": [{"min_samples_leaf": m, "class_weight": w} for w in (None, "balanced") for m in (2, 10, 50)],
+    "knn": [{"n_neighbors": n} for n in (5, 15, 45)],
+}
+
+
+def make_baseline(name: str, seed: int = 0, params: dict | None = None) -> Pipeline:
     """An unfitted baseline pipeline (features in, class probabilities out).
 
     Parameters
@@ -60,25 +75,29 @@ def make_baseline(name: str, seed: int = 0) -> Pipeline:
         One of :data:`BASELINES`.
     seed : int
         Random state of the classifier (SVC's Platt scaling, the forest's trees).
+    params : dict, optional
+        Hyperparameters overriding :data:`DEFAULTS` (``C``, ``min_samples_leaf``,
+        ``n_neighbors``, ``class_weight``).
     """
+    if name not in DEFAULTS:
+        raise AlsnetError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+    p = {**DEFAULTS[name], **(params or {})}
     if name == "svm":
         # Platt scaling on 5-fold cross-validated decision values, one final SVC (what
         # SVC(probability=True) did; that option is deprecated since scikit-learn 1.9).
-        clf = CalibratedClassifierCV(SVC(kernel="rbf", C=1.0, gamma="scale", class_weight="balanced",
+        clf = CalibratedClassifierCV(SVC(kernel="rbf", C=p["C"], gamma="scale", class_weight=p["class_weight"],
                                          random_state=seed),
                                      method="sigmoid", cv=5, ensemble=False)
     elif name == "rf":
-        clf = RandomForestClassifier(n_estimators=300, min_samples_leaf=2, class_weight="balanced",
-                                     n_jobs=1, random_state=seed)
-    elif name == "knn":
-        clf = KNeighborsClassifier(n_neighbors=15, weights="distance")
+        clf = RandomForestClassifier(n_estimators=300, min_samples_leaf=p["min_samples_leaf"],
+                                     class_weight=p["class_weight"], n_jobs=1, random_state=seed)
     else:
-        raise AlsnetError(f"unknown baseline {name!r}; choose from {', '.join(BASELINES)}")
+        clf = KNeighborsClassifier(n_neighbors=p["n_neighbors"], weights="distance")
     return Pipeline([("log", _log_amplitudes()), ("scale", StandardScaler()), ("clf", clf)])
 
 
 def fit_predict_features(name: str, f_train: np.ndarray, y_train: np.ndarray, f_test: np.ndarray,
-                         seed: int = 0, *, n_classes: int | None = None) -> np.ndarray:
+                         seed: int = 0, *, n_classes: int | None = None, params: dict | None = None) -> np.ndarray:
     """Fit a baseline on feature rows and return test probabilities ``(n_test, n_classes)``.
 
     Use this to compute :func:`~alsnet.evaluation.features.window_features` once for a whole data set
@@ -95,10 +114,10 @@ def fit_predict_features(name: str, f_train: np.ndarray, y_train: np.ndarray, f_
         raise AlsnetError("a baseline needs at least two classes among the training windows")
     if present.max() >= n_classes:
         raise AlsnetError(f"training labels exceed n_classes={n_classes}")
-    model = make_baseline(name, seed)
+    model = make_baseline(name, seed, params)
     # kNN cannot ask for more neighbours than there are training windows.
     if name == "knn":
-        model.set_params(clf__n_neighbors=min(15, len(y_train)))
+        model.set_params(clf__n_neighbors=min(model.get_params()["clf__n_neighbors"], len(y_train)))
     model.fit(f_train, y_train)
     proba = np.zeros((len(f_test), n_classes))
     if len(f_test):
@@ -138,4 +157,4 @@ def fit_predict(name: str, x_train_windows: np.ndarray, y_train: np.ndarray,
     return fit_predict_features(name, f_train, y_train, f_test, seed, n_classes=n_classes)
 
 
-__all__ = ["BASELINES", "make_baseline", "fit_predict", "fit_predict_features"]
+__all__ = ["BASELINES", "DEFAULTS", "GRIDS", "make_baseline", "fit_predict", "fit_predict_features"]

@@ -20,8 +20,10 @@ Conventions
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.optimize import minimize_scalar
+from scipy.optimize import minimize, minimize_scalar
 from scipy.special import log_expit, log_softmax
 
 from alsnet.errors import AlsnetError
@@ -122,5 +124,80 @@ def negative_log_likelihood(proba: np.ndarray, y: np.ndarray, eps: float = 1e-12
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], eps, 1.0))))
 
 
+# --------------------------------------------------------------------------- calibrators
+
+#: Calibration methods, from none to the most flexible.
+METHODS = ("none", "temperature", "affine")
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """A map from logits to calibrated probabilities: ``probabilities(scale * z + bias)``.
+
+    ``none``: scale 1, bias 0. ``temperature``: scale ``1 / T``, bias 0 (Guo et al., 2017).
+    ``affine``: a scale and a bias per logit, Platt scaling for a binary model (Platt, 1999)
+    and vector scaling for a multi-class one (Guo et al., 2017); the bias is what corrects the
+    prior shift of a class-weighted model, which no temperature can.
+    """
+
+    method: str = "none"
+    scale: tuple[float, ...] = (1.0,)
+    bias: tuple[float, ...] = (0.0,)
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities ``(n, n_classes)`` of ``logits`` ``(n,)``, ``(n, 1)`` or ``(n, k)``."""
+        z, binary = as_logits(logits)
+        s, b = np.asarray(self.scale, float), np.asarray(self.bias, float)
+        zc = z * s[0] + b[0] if binary else z * s[None, :] + b[None, :]
+        return apply_temperature(zc, 1.0)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "scale": list(self.scale), "bias": list(self.bias)}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Calibrator:
+        """From a card's ``calibration`` entry; an old card holding only ``temperature`` works too."""
+        if not d:
+            return cls()
+        if "scale" not in d:
+            t = float(d.get("temperature", 1.0))
+            return cls("temperature" if t != 1.0 else "none", (1.0 / t,), (0.0,))
+        return cls(str(d.get("method", "affine")), tuple(float(v) for v in d["scale"]),
+                   tuple(float(v) for v in d["bias"]))
+
+
+def fit_calibrator(logits: np.ndarray, y: np.ndarray, method: str) -> Calibrator:
+    """Fit a :class:`Calibrator` of ``method`` by minimising the NLL of ``y``."""
+    z, binary = as_logits(logits)
+    y = np.asarray(y).astype(np.int64).ravel()
+    k = 1 if binary else z.shape[1]
+    if method == "none":
+        return Calibrator("none", (1.0,) * k, (0.0,) * k)
+    if method == "temperature":
+        t = fit_temperature(z, y)
+        return Calibrator("temperature", (1.0 / t,) * k, (0.0,) * k)
+    if method != "affine":
+        raise AlsnetError(f"unknown calibration method {method!r}; choose from {', '.join(METHODS)}")
+    zz = z[:, None] if binary else z
+    onehot = np.eye(2 if binary else k)[y]
+
+    def nll(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        s, b = theta[:k], theta[k:]
+        zc = zz * s + b
+        if binary:
+            ls = np.concatenate([log_expit(-zc), log_expit(zc)], axis=1)
+        else:
+            ls = log_softmax(zc, axis=1)
+        loss = -np.mean(np.sum(onehot * ls, axis=1))
+        # gradient of the mean NLL with respect to the calibrated logits
+        g = (np.exp(ls) - onehot) / len(y)
+        gz = g[:, 1:2] if binary else g
+        return loss, np.concatenate([(gz * zz).sum(0), gz.sum(0)])
+
+    res = minimize(nll, np.concatenate([np.ones(k), np.zeros(k)]), jac=True, method="L-BFGS-B",
+                   bounds=[(1e-3, 1e3)] * k + [(-20.0, 20.0)] * k)
+    return Calibrator("affine", tuple(float(v) for v in res.x[:k]), tuple(float(v) for v in res.x[k:]))
+
+
 __all__ = ["fit_temperature", "apply_temperature", "expected_calibration_error",
-           "reliability_curve", "negative_log_likelihood"]
+           "reliability_curve", "negative_log_likelihood", "Calibrator", "fit_calibrator", "METHODS"]

@@ -16,6 +16,8 @@ recording and subject levels average the shifted probabilities.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.special import softmax
 
@@ -61,4 +63,56 @@ def apply_class_offsets(proba: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return softmax(np.log(np.clip(p, 1e-12, 1.0)) + np.asarray(offsets, dtype=np.float64), axis=1)
 
 
-__all__ = ["fit_class_offsets", "apply_class_offsets", "RULE", "GRID"]
+@dataclass(frozen=True)
+class DecisionRule:
+    """The one decision rule of alsnet: class codes from probabilities.
+
+    With no offsets it is the paper's rule, ``P(positive) >= 0.5`` for a binary task and the
+    most probable class otherwise. With offsets ``b`` (``b[0] = 0``) it is
+    ``argmax_c log p_c + b_c``; for a binary task that is ``P(positive) >= 1 / (1 + e^b1)``.
+    Evaluation (:func:`alsnet.evaluation.metrics.evaluate`) and ``alsnet predict`` decide
+    through this class, on the same probabilities: the probabilities are never shifted.
+    """
+
+    offsets: tuple[float, ...] | None = None
+    fitted_on: str = ""
+
+    def decide(self, proba: np.ndarray) -> np.ndarray:
+        """Class codes ``(n,)`` of ``(n, k)`` probabilities."""
+        p = np.asarray(proba, dtype=np.float64)
+        if p.ndim != 2 or p.shape[1] < 2:
+            raise AlsnetError(f"need (n, k >= 2) probabilities, got shape {p.shape}")
+        b = np.zeros(p.shape[1]) if self.offsets is None else np.asarray(self.offsets, dtype=np.float64)
+        if len(b) != p.shape[1]:
+            raise AlsnetError(f"decision rule has {len(b)} offsets for {p.shape[1]} classes")
+        if p.shape[1] == 2:
+            return (p[:, 1] >= self.threshold).astype(np.int64)
+        return np.argmax(np.log(np.clip(p, 1e-300, 1.0)) + b, axis=1).astype(np.int64)
+
+    @property
+    def threshold(self) -> float:
+        """Binary rule as a threshold on ``P(positive)``."""
+        b1 = 0.0 if self.offsets is None else float(self.offsets[1])
+        return float(1.0 / (1.0 + np.exp(b1)))
+
+    def describe(self, classes: tuple[str, ...] | list[str]) -> str:
+        if len(classes) == 2:
+            return f"P({classes[1]}) >= {self.threshold:.4g}"
+        if self.offsets is None or not any(self.offsets):
+            return "argmax"
+        return "argmax of log P + offsets " + ", ".join(f"{c} {b:+.2f}" for c, b in zip(classes, self.offsets))
+
+    def to_dict(self) -> dict:
+        return {"offsets": None if self.offsets is None else list(self.offsets), "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> DecisionRule:
+        if not d or d.get("offsets") is None:
+            return cls(None, (d or {}).get("fitted_on", ""))
+        return cls(tuple(float(v) for v in d["offsets"]), d.get("fitted_on", ""))
+
+
+DEFAULT_RULE = DecisionRule()
+
+
+__all__ = ["fit_class_offsets", "apply_class_offsets", "RULE", "GRID", "DecisionRule", "DEFAULT_RULE"]

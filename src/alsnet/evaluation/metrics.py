@@ -47,6 +47,7 @@ from sklearn.metrics import confusion_matrix, roc_auc_score
 
 from alsnet.data.labels import Task
 from alsnet.errors import AlsnetError
+from alsnet.evaluation.decision import DEFAULT_RULE, DecisionRule
 
 LEVELS = ("window", "recording", "subject")
 ID_COLUMNS = ("record", "subject", "window", "start", "label", "y_true", "fold")
@@ -104,12 +105,33 @@ def aggregate(pred: pd.DataFrame, level: str, task: Task | None = None) -> pd.Da
     return sub[["unit", "subject", "label", "y_true", "fold", "n_windows", *pcols]]
 
 
-def decide(proba: np.ndarray, task: Task) -> np.ndarray:
-    """Predicted class codes: threshold 0.5 on P(positive) (binary) or argmax."""
-    proba = np.asarray(proba, dtype=float)
-    if task.binary:
-        return (proba[:, 1] >= THRESHOLD).astype(np.int64)
-    return np.argmax(proba, axis=1).astype(np.int64)
+Rules = DecisionRule | dict[str, DecisionRule] | None
+
+
+def decide(proba: np.ndarray, task: Task, rule: DecisionRule | None = None) -> np.ndarray:
+    """Predicted class codes under ``rule`` (default: threshold 0.5 on P(positive), or argmax)."""
+    return (rule or DEFAULT_RULE).decide(np.asarray(proba, dtype=float))
+
+
+def decide_units(units: pd.DataFrame, task: Task, rules: Rules = None) -> np.ndarray:
+    """Class codes of a level's units; ``rules`` may give each fold its own rule (by ``fold``)."""
+    proba = units[proba_columns(task)].to_numpy(dtype=float)
+    if not isinstance(rules, dict):
+        return decide(proba, task, rules)
+    out = np.empty(len(units), dtype=np.int64)
+    folds = units["fold"].astype(str).to_numpy()
+    for f in np.unique(folds):
+        if f not in rules:
+            raise AlsnetError(f"no decision rule for fold {f!r}")
+        m = folds == f
+        out[m] = decide(proba[m], task, rules[f])
+    return out
+
+
+def describe_rules(task: Task, rules: Rules) -> str | dict:
+    if isinstance(rules, dict):
+        return {f: r.describe(task.classes) for f, r in sorted(rules.items())}
+    return (rules or DEFAULT_RULE).describe(task.classes)
 
 
 # ---------------------------------------------------------------------------- formulas
@@ -171,12 +193,12 @@ def _clean(v):
     return None if math.isnan(v) else v
 
 
-def point_metrics(units: pd.DataFrame, task: Task) -> dict:
+def point_metrics(units: pd.DataFrame, task: Task, rules: Rules = None) -> dict:
     """Metrics of one level's table (from :func:`aggregate`), without intervals."""
     k = len(task.classes)
     y = units["y_true"].to_numpy(dtype=np.int64)
     proba = units[proba_columns(task)].to_numpy(dtype=float)
-    yhat = decide(proba, task)
+    yhat = decide_units(units, task, rules)
     cm = confusion_matrix(y, yhat, labels=list(range(k))) if len(y) else np.zeros((k, k), int)
     m = {key: v[0] for key, v in _from_confusion(cm[None].astype(float), task).items()}
     present = np.unique(y)
@@ -213,11 +235,11 @@ def bootstrap_counts(subject_class: pd.Series, n_boot: int, seed: int) -> np.nda
 
 
 def _bootstrap_level(units: pd.DataFrame, task: Task, counts: np.ndarray, subjects: pd.Index,
-                     ci: float, chunk: int = 200) -> dict:
+                     ci: float, chunk: int = 200, rules: Rules = None) -> dict:
     k = len(task.classes)
     y = units["y_true"].to_numpy(dtype=np.int64)
     proba = units[proba_columns(task)].to_numpy(dtype=float)
-    yhat = decide(proba, task)
+    yhat = decide_units(units, task, rules)
     col = subjects.get_indexer(units["subject"])
     cell = np.zeros((len(y), k * k))
     cell[np.arange(len(y)), y * k + yhat] = 1.0
@@ -239,7 +261,7 @@ def _bootstrap_level(units: pd.DataFrame, task: Task, counts: np.ndarray, subjec
 
 
 def evaluate(pred: pd.DataFrame, task: Task, *, n_boot: int = 1000, seed: int = 0,
-             ci: float = 0.95) -> dict:
+             ci: float = 0.95, rules: Rules = None) -> dict:
     """Metrics at window, recording and subject level, with subject-bootstrap intervals.
 
     Parameters
@@ -254,6 +276,9 @@ def evaluate(pred: pd.DataFrame, task: Task, *, n_boot: int = 1000, seed: int = 
         Seed of the bootstrap.
     ci : float
         Coverage of the percentile interval.
+    rules : DecisionRule or dict, optional
+        The decision rule (:class:`~alsnet.evaluation.decision.DecisionRule`), or one per fold
+        (keyed by the ``fold`` column); default: threshold 0.5 / argmax.
 
     Returns
     -------
@@ -271,15 +296,15 @@ def evaluate(pred: pd.DataFrame, task: Task, *, n_boot: int = 1000, seed: int = 
     counts = bootstrap_counts(subj, n_boot, seed) if n_boot > 0 and len(subj) else None
     out = {}
     for lvl, units in levels.items():
-        m = point_metrics(units, task)
+        m = point_metrics(units, task, rules)
         if counts is None:
             m["ci"] = {name: [None, None] for name in CI_METRICS}
         else:
-            m["ci"] = _bootstrap_level(units, task, counts, subj.index, ci)
+            m["ci"] = _bootstrap_level(units, task, counts, subj.index, ci, rules=rules)
         out[lvl] = m
         m["bootstrap"] = {"n_boot": int(n_boot), "seed": int(seed), "ci": float(ci),
                           "resampled": "subjects, stratified by class"}
-        m["decision"] = f"P({task.positive}) >= {THRESHOLD}" if task.binary else "argmax"
+        m["decision"] = describe_rules(task, rules)
     return out
 
 
@@ -291,5 +316,5 @@ def evaluate_by_fold(pred: pd.DataFrame, task: Task) -> dict[str, dict]:
 
 
 __all__ = ["LEVELS", "CI_METRICS", "THRESHOLD", "aggregate", "decide", "evaluate",
-           "evaluate_by_fold", "point_metrics", "proba_columns", "check_predictions",
+           "evaluate_by_fold", "decide_units", "point_metrics", "proba_columns", "check_predictions",
            "bootstrap_counts"]

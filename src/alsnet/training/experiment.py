@@ -19,7 +19,7 @@ from alsnet.data.labels import get_task
 from alsnet.data.windows import window_settings
 from alsnet.errors import AlsnetError
 from alsnet.training.fold import MODELS, train_alsnet_fold, train_baseline_fold
-from alsnet.training.lightning import Recipe
+from alsnet.training.recipe import Recipe
 from alsnet.training.runs import is_rank_zero, prepare_run_dir, read_json, versions, write_csv, write_json
 from alsnet.training.splits import describe, make_folds, protocol_label
 

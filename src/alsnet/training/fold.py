@@ -22,7 +22,8 @@ from alsnet.errors import AlsnetError
 from alsnet.files import atomic_write_text
 from alsnet.model.checkpoint import save_model
 from alsnet.model.network import ALSNet
-from alsnet.training.lightning import ALSNetModule, Recipe, WindowDataModule
+from alsnet.training.lightning import ALSNetModule, WindowDataModule
+from alsnet.training.recipe import Recipe
 from alsnet.training.runs import is_rank_zero
 from alsnet.training.splits import Fold
 
@@ -125,8 +126,13 @@ def balanced_class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
 
 def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fold_dir: Path, *,
                       seed: int, trainer_kw: dict, progress: bool, eval_backend: str = "auto",
-                      card: dict | None = None) -> pd.DataFrame | None:
-    """Train ALSNet on one fold and score its test windows (None on non-zero DDP ranks)."""
+                      card: dict | None = None, extra_callbacks: list | None = None,
+                      score_test: bool = True) -> pd.DataFrame | None:
+    """Train ALSNet on one fold and score its test windows (None on non-zero DDP ranks).
+
+    ``extra_callbacks`` are added to the Lightning trainer (the nested protocol's per-epoch
+    logger); with ``score_test=False`` the fold has no test windows to score and None is returned.
+    """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
@@ -143,7 +149,7 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
                            save_top_k=1, save_last=True)
     callbacks = [best, EarlyStopping(monitor="val_loss", mode="min", patience=recipe.early_stopping_patience),
-                 history.callback()]
+                 history.callback(), *(extra_callbacks or [])]
     trainer = L.Trainer(max_epochs=recipe.max_epochs, callbacks=callbacks, logger=False,
                         enable_progress_bar=progress, enable_model_summary=False,
                         use_distributed_sampler=False, num_sanity_val_steps=0,
@@ -159,14 +165,17 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     # Temperature scaling on the validation windows (calibration; labels unchanged).
     val_logits, _ = score_windows(model, ws.x[fold.val], backend=eval_backend)
     calib = fit_calibration(val_logits, ws.y[fold.val])
-    logits, proba = score_windows(model, ws.x[fold.test], backend=eval_backend)
+    if score_test:
+        logits, proba = score_windows(model, ws.x[fold.test], backend=eval_backend)
+    else:
+        logits = np.zeros((0, model.n_outputs), np.float32)
     save_model(fold_dir / "model", model, {
         "task": task.name, "calibration": calib,
         "best_epoch": _best_epoch(history.rows), "best_val_loss": float(best.best_model_score)
         if best.best_model_score is not None else None, **(card or {})})
     np.savez_compressed(fold_dir / "calibration.npz", val_logits=val_logits, val_y=ws.y[fold.val],
                         test_logits=logits, test_y=ws.y[fold.test], temperature=calib["temperature"])
-    return predictions_frame(ws, fold.test, proba, task, fold.name)
+    return predictions_frame(ws, fold.test, proba, task, fold.name) if score_test else None
 
 
 def _best_epoch(rows: list[dict]) -> int | None:

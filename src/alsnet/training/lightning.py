@@ -11,8 +11,6 @@ a run resumed from an epoch checkpoint sees exactly the batches an uninterrupted
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import lightning as L
 import numpy as np
 import torch
@@ -22,58 +20,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from alsnet.data.labels import Task
 from alsnet.errors import AlsnetError
 from alsnet.model.network import ALSNet
-
-
-@dataclass
-class Recipe:
-    """Training settings; the defaults are the paper's."""
-
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    adam_eps: float = 1e-7
-    batch_size: int = 48
-    max_epochs: int = 100
-    plateau_factor: float = 0.1
-    plateau_patience: int = 5
-    plateau_min_delta: float = 1e-4
-    min_lr: float = 1e-10
-    early_stopping_patience: int = 25
-    #: Length in seconds of random training crops; None trains on whole windows (paper).
-    train_crop: float | None = None
-    #: Use alsnet.engine.backends.train_forward (same function, faster) where available.
-    fast: bool = True
-    #: With crops: whole training windows used to re-estimate the BatchNorm statistics.
-    recalibration_windows: int = 192
-    #: None: unweighted loss (paper). "balanced": each class weighted by n / (k * n_class)
-    #: of the fold's training windows, in the training and the validation loss.
-    class_weight: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.class_weight not in (None, "balanced"):
-            raise AlsnetError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
-
-    def deviations(self) -> list[str]:
-        """Named departures from the paper's recipe, reported next to every number."""
-        ref = Recipe()
-        out = []
-        for k in ("lr", "batch_size", "max_epochs", "plateau_factor", "plateau_patience",
-                  "early_stopping_patience"):
-            if getattr(self, k) != getattr(ref, k):
-                out.append(f"{k}={getattr(self, k)} (paper {getattr(ref, k)})")
-        if self.train_crop is not None:
-            out.append(f"train_crop={self.train_crop:g} s random crops for training "
-                       f"(paper: whole 1-s windows; validation and test use whole windows; BatchNorm "
-                       f"statistics are re-estimated on {self.recalibration_windows} whole training "
-                       f"windows before each validation)")
-        if self.class_weight is not None:
-            out.append(f"class_weight={self.class_weight}: loss weighted by n / (k * n_class) of the "
-                       f"training windows (paper: unweighted)")
-        return out
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["betas"] = list(self.betas)
-        return d
+from alsnet.training.recipe import Recipe
 
 
 class WindowDataset(Dataset):
@@ -253,6 +200,7 @@ class ALSNetModule(L.LightningModule):
         self._val_n += len(y)
         self.log("val_loss", loss, prog_bar=True, batch_size=len(y), sync_dist=True)
         self.log("val_accuracy", self._correct(logits, y).mean(), prog_bar=True, batch_size=len(y), sync_dist=True)
+        return logits  # read by callbacks that keep every epoch's validation logits
 
     def configure_optimizers(self):
         r = self.recipe

@@ -10,7 +10,7 @@ import pandas as pd
 
 from alsnet.errors import AlsnetError
 from alsnet.evaluation.calibration import apply_temperature
-from alsnet.evaluation.decision import RULE, apply_class_offsets, fit_class_offsets
+from alsnet.evaluation.decision import RULE, DecisionRule, fit_class_offsets
 from alsnet.evaluation.metrics import evaluate, proba_columns
 from alsnet.training.runs import read_csv, read_json, run_task
 
@@ -18,14 +18,14 @@ from alsnet.training.runs import read_csv, read_json, run_task
 def rescore_run(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> tuple[dict, pd.DataFrame, dict]:
     """Metrics of a cross-validated run under offsets fitted on each fold's validation windows.
 
-    Returns ``(metrics, predictions, offsets_by_fold)``. The run's test predictions are the
-    uncalibrated probabilities its folds wrote; each fold's ``calibration.npz`` holds the
+    Returns ``(metrics, predictions, offsets_by_fold)``. The probabilities are the ones the
+    folds wrote (never shifted); each fold's decisions use its own fitted rule; each fold's ``calibration.npz`` holds the
     validation logits of the same model (validation subjects come from the training side).
     """
     run = Path(run_dir)
     task = run_task(read_json(run / "config.json"), run / "config.json")
     pcols = proba_columns(task)
-    frames, offsets = [], {}
+    frames, offsets, rules = [], {}, {}
     folds = sorted(p for p in (run / "folds").glob("*") if p.is_dir())
     if not folds:
         raise AlsnetError(f"{run}: no folds/ to rescore")
@@ -42,13 +42,14 @@ def rescore_run(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> tu
             b = fit_class_offsets(apply_temperature(val_logits, 1.0), val_y)
         except AlsnetError as e:
             raise AlsnetError(f"{npz}: {e}") from None
-        pred = read_csv(fd / "predictions.csv", ("record", "subject", "y_true", *pcols))
-        pred[pcols] = apply_class_offsets(pred[pcols].to_numpy(), b)
+        pred = read_csv(fd / "predictions.csv", ("record", "subject", "y_true", "fold", *pcols))
         frames.append(pred)
+        rules[fd.name] = DecisionRule(tuple(float(v) for v in b), fitted_on=f"{fd.name} validation windows")
         offsets[fd.name] = {c: float(v) for c, v in zip(task.classes, b)}
     pred = pd.concat(frames, ignore_index=True)
-    m = evaluate(pred, task, n_boot=n_boot, seed=seed)
-    m["decision"] = RULE
+    pred["fold"] = pred["fold"].astype(str)
+    m = evaluate(pred, task, n_boot=n_boot, seed=seed, rules=rules)
+    m["decision_rule"] = RULE
     src = read_json(run / "metrics.json") if (run / "metrics.json").is_file() else {}
     for key in ("task", "model", "protocol", "protocol_label", "shares_recordings_between_train_and_test",
                 "deviations", "window_settings", "seed"):

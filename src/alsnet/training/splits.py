@@ -65,7 +65,6 @@ def describe(protocol: str, *, seed: int, folds: int | None = None) -> dict:
 def split_validation(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training indices into train/val by whole subjects, keeping every class in both."""
     rng = np.random.default_rng(seed)
-    subj = np.unique(groups[idx])
     # Choose about VAL_FRACTION of the subjects of each class (at least one when the class
     # has two or more), so validation loss sees every class.
     val_subj = []
@@ -123,3 +122,71 @@ def make_folds(protocol: str, y: np.ndarray, groups: np.ndarray, *, seed: int = 
         name = f"subject-{groups[test][0]}" if protocol == "loso" else f"fold-{k}"
         out.append(Fold(name, np.sort(train), np.sort(val), np.sort(test)))
     return out
+
+
+# --------------------------------------------------------------------------- nested
+
+#: Outer protocols of a nested evaluation, and the inner one.
+NESTED_OUTER = ("group-kfold", "loso")
+INNER_PROTOCOL = "stratified group k-fold over the outer fold's training subjects"
+
+
+@dataclass(frozen=True)
+class NestedFold:
+    """One outer fold of a nested evaluation: test indices and the inner folds of its training side.
+
+    Each inner fold is ``(name, train, val)``: ``val`` holds whole subjects of the outer
+    training side (the inner out-of-fold subjects), never an outer test subject.
+    """
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+    inner: tuple[tuple[str, np.ndarray, np.ndarray], ...]
+
+
+def _subject_folds(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, seed: int):
+    """``StratifiedGroupKFold`` over the subjects of ``idx``, every fold's training side with every class."""
+    n_subj = len(np.unique(groups[idx]))
+    if k < 2 or k > n_subj:
+        raise AlsnetError(f"need between 2 and {n_subj} subject-wise folds, got {k}")
+    sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    out = []
+    for tr, te in sgkf.split(idx, y[idx], groups[idx]):
+        if len(np.unique(y[idx][tr])) < len(np.unique(y[idx])):
+            raise AlsnetError(f"a {k}-fold subject split leaves a class out of training: too few subjects "
+                              f"per class for k={k}")
+        out.append((np.sort(idx[tr]), np.sort(idx[te])))
+    return out
+
+
+def make_nested_folds(y: np.ndarray, groups: np.ndarray, *, outer: str = "group-kfold", outer_k: int = 5,
+                      inner_k: int = 3, seed: int = 0) -> list[NestedFold]:
+    """Outer subject-wise folds, each with an inner subject-wise k-fold of its training subjects.
+
+    ``outer`` is ``group-kfold`` (``StratifiedGroupKFold`` with ``outer_k`` folds) or ``loso``;
+    the inner split is always a ``StratifiedGroupKFold`` with ``inner_k`` folds, seeded by
+    ``seed`` and the outer fold's number.
+    """
+    y, groups = np.asarray(y), np.asarray(groups)
+    all_idx = np.arange(len(y))
+    if outer == "loso":
+        pairs = [(np.sort(tr), np.sort(te)) for tr, te in LeaveOneGroupOut().split(all_idx, y, groups)]
+    elif outer == "group-kfold":
+        pairs = _subject_folds(all_idx, y, groups, outer_k, seed)
+    else:
+        raise AlsnetError(f"unknown outer protocol {outer!r}; choose from {', '.join(NESTED_OUTER)}")
+    folds = []
+    for o, (train, test) in enumerate(pairs):
+        name = f"subject-{groups[test][0]}" if outer == "loso" else f"outer-{o}"
+        inner = tuple((f"inner-{i}", tr, va)
+                      for i, (tr, va) in enumerate(_subject_folds(train, y, groups, inner_k, seed * 1000 + o + 1)))
+        folds.append(NestedFold(name, train, test, inner))
+    return folds
+
+
+def describe_nested(outer: str, outer_k: int, inner_k: int, seed: int) -> dict:
+    """The nested split as recorded in every result file."""
+    return {"protocol": f"nested-{outer}", "outer": outer, "outer_k": outer_k if outer == "group-kfold" else None,
+            "inner": INNER_PROTOCOL, "inner_k": inner_k, "seed": seed, "label": HONEST_LABEL,
+            "shares_recordings_between_train_and_test": False}

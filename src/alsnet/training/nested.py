@@ -1,0 +1,360 @@
+"""Nested subject-wise evaluation: every choice from inner out-of-fold predictions.
+
+Outer folds hold out whole subjects for test (``StratifiedGroupKFold`` with k = 5, or
+LOSO). On each outer fold's training subjects an inner ``StratifiedGroupKFold`` (k = 3 by
+default) trains one model per inner fold, validated on that fold's held-out subjects.
+
+* ALSNet: each inner model trains with the paper's recipe (plateau schedule and early
+  stopping on its inner validation subjects) and, at **every epoch**, logs its logits on the
+  inner validation windows (the out-of-fold predictions) and on the outer test windows. The
+  epoch, calibration and decision rule of the outer fold are then chosen from the pooled
+  inner OOF logits (:mod:`alsnet.evaluation.selection`); only then are the outer test
+  logits of the chosen epoch read.
+* Baselines: each grid point of :data:`~alsnet.evaluation.baselines.GRIDS` (hyperparameters and
+  class weighting) is fitted on the same inner training subjects and chosen the same way.
+
+The outer test subjects are scored once, by the **ensemble of the inner models** (the mean of
+their calibrated probabilities) rather than by a refit on all outer-training subjects: the
+chosen epoch, calibration and threshold were measured for models trained on exactly these
+subjects, a refit would train on more subjects for an epoch count chosen for fewer, and
+the baselines are scored by the ensemble of their inner models too, so both are fitted on
+exactly the same subjects.
+
+Layout of a run folder (each inner fold's files are kilobytes; ``checkpoints/`` is for
+resuming and not meant to be committed)::
+
+    config.json                     the nested experiment, split, recipe, versions
+    OUTER/INNER/epochs.npz          val/test logits per candidate (float16), indices
+    OUTER/INNER/history.csv         per epoch (ALSNet)
+    OUTER/INNER/done.json           written last: the inner fold is finished
+    OUTER/selection.json            every choice and what it was chosen on
+    OUTER/predictions.csv           the outer test windows, ensemble probabilities
+    predictions.csv, metrics.json   all outer folds
+"""
+
+from __future__ import annotations
+
+import io
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alsnet.data.dataset import WindowSet, load_windows
+from alsnet.data.labels import Task, get_task
+from alsnet.data.windows import MODEL_FS, window_settings
+from alsnet.errors import AlsnetError
+from alsnet.evaluation.selection import InnerOOF, ensemble_proba, select
+from alsnet.files import atomic_write_bytes
+from alsnet.training.fold import predictions_frame
+from alsnet.training.recipe import Recipe
+from alsnet.training.runs import prepare_run_dir, read_json, versions, write_csv, write_json
+from alsnet.training.splits import NestedFold, describe_nested, make_nested_folds
+
+NESTED_MODELS = ("alsnet", "svm", "rf", "knn")
+
+
+@dataclass
+class NestedExperiment:
+    """Everything that defines a nested run; saved in ``config.json``."""
+
+    data: str
+    out: str
+    task: str = "als-vs-normal"
+    model: str = "alsnet"
+    outer: str = "group-kfold"
+    outer_k: int = 5
+    inner_k: int = 3
+    split_seed: int = 0
+    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
+    invalid: str = "drop"
+    n_boot: int = 1000
+    eval_backend: str = "auto"
+    only_outer: list[str] | None = None
+    on_fold_done: str | None = None
+    trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NestedExperiment:
+        d = dict(d)
+        r = dict(d.pop("recipe"))
+        r["betas"] = tuple(r["betas"])
+        return cls(recipe=Recipe(**r), **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _load_oof(d: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(val logits, test logits, val indices, test indices) of a finished inner fold."""
+    f = d / "epochs.npz"
+    try:
+        with np.load(f) as z:
+            return (z["val_logits"].astype(np.float32), z["test_logits"].astype(np.float32),
+                    z["val_idx"], z["test_idx"])
+    except (OSError, KeyError, ValueError, EOFError) as e:
+        raise AlsnetError(f"unreadable inner-fold logits ({type(e).__name__}: {e})", f) from None
+
+
+def _hook(exp: NestedExperiment, path: Path) -> None:
+    """Run the user's ``--on-fold-done`` command (e.g. commit the fold's files); a failure is a warning."""
+    if not exp.on_fold_done:
+        return
+    cmd = exp.on_fold_done.replace("{dir}", shlex.quote(str(path)))
+    res = subprocess.run(cmd, shell=True, capture_output=True, text=True)
+    if res.returncode != 0:
+        _say(f"alsnet train: warning: --on-fold-done failed for {path} (exit {res.returncode}): "
+             f"{(res.stderr or res.stdout).strip().splitlines()[-1:] or ''}")
+
+
+# --------------------------------------------------------------------------- inner folds
+
+def _inner_alsnet(exp: NestedExperiment, ws: WindowSet, task: Task, train: np.ndarray, val: np.ndarray,
+                  test: np.ndarray, d: Path, seed: int, progress: bool) -> dict:
+    from alsnet.training.fold import train_alsnet_fold
+    from alsnet.training.splits import Fold
+
+    logger = EpochLogits(d / "epochs.npz", ws.x[test], val, test, backend=exp.eval_backend)
+    card = {"protocol": "nested", "training_data": exp.data, "recipe": exp.recipe.to_dict(),
+            "deviations": exp.recipe.deviations(), "seed": seed}
+    train_alsnet_fold(ws, Fold(d.name, train, val, np.zeros(0, dtype=np.int64)), task, exp.recipe, d,
+                      seed=seed, trainer_kw=dict(exp.trainer), progress=progress,
+                      eval_backend=exp.eval_backend, card=card, extra_callbacks=[logger.callback()],
+                      score_test=False)
+    return {"epochs": logger.n_epochs}
+
+
+def _inner_baseline(exp: NestedExperiment, ws: WindowSet, task: Task, features: np.ndarray, train, val, test,
+                    d: Path, seed: int) -> dict:
+    from alsnet.evaluation.baselines import GRIDS, fit_predict_features
+
+    vals, tests = [], []
+    for params in GRIDS[exp.model]:
+        proba = fit_predict_features(exp.model, features[train], ws.y[train],
+                                     np.concatenate([features[val], features[test]]), seed=seed,
+                                     n_classes=len(task.classes), params=params)
+        z = _proba_to_logits(proba, task)
+        vals.append(z[:len(val)])
+        tests.append(z[len(val):])
+    _save_npz(d / "epochs.npz", val_logits=np.stack(vals).astype(np.float16),
+              test_logits=np.stack(tests).astype(np.float16), val_idx=val, test_idx=test)
+    return {"candidates": GRIDS[exp.model]}
+
+
+def _proba_to_logits(proba: np.ndarray, task: Task) -> np.ndarray:
+    """Logits whose probabilities are ``proba`` (clipped), so one calibration code serves every model."""
+    p = np.clip(np.asarray(proba, float), 1e-6, 1 - 1e-6)
+    if task.binary:
+        return np.log(p[:, 1] / p[:, 0])[:, None]
+    lp = np.log(p)
+    return lp - lp.mean(axis=1, keepdims=True)
+
+
+class EpochLogits:
+    """Lightning callback factory: after every validation, keep the inner validation logits
+    and score the outer test windows (float16 in ``epochs.npz``, rewritten atomically).
+
+    The test logits are written, never read, until the outer fold's choices are made.
+    """
+
+    def __init__(self, path: Path, x_test: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray,
+                 backend: str = "auto"):
+        self.path, self.x_test, self.backend = path, x_test, backend
+        self.val_idx, self.test_idx = val_idx, test_idx
+        self.val: list[np.ndarray] = []
+        self.test: list[np.ndarray] = []
+        if path.is_file():
+            v, t, _, _ = _load_oof(path.parent)
+            self.val, self.test = list(v), list(t)
+
+    @property
+    def n_epochs(self) -> int:
+        return len(self.val)
+
+    def callback(self):
+        import lightning as L
+        import torch
+
+        from alsnet.training.fold import score_windows
+
+        outer = self
+
+        class _EpochLogits(L.Callback):
+            def on_train_start(self, trainer, pl_module):
+                # a resumed fit starts after its checkpoint's epoch: later epochs are redone
+                del outer.val[trainer.current_epoch:], outer.test[trainer.current_epoch:]
+                self.batches: list[torch.Tensor] = []
+
+            def on_validation_epoch_start(self, trainer, pl_module):
+                self.batches = []
+
+            def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+                if outputs is not None:
+                    self.batches.append(outputs.detach().float().cpu())
+
+            def on_validation_epoch_end(self, trainer, pl_module):
+                if trainer.sanity_checking or not self.batches:
+                    return
+                val = torch.cat(self.batches).numpy()
+                test, _ = score_windows(pl_module.model, outer.x_test, backend=outer.backend)
+                del outer.val[trainer.current_epoch:], outer.test[trainer.current_epoch:]
+                outer.val.append(val.astype(np.float16))
+                outer.test.append(np.asarray(test).astype(np.float16))
+                pl_module.model.eval()
+                _save_npz(outer.path, val_logits=np.stack(outer.val), test_logits=np.stack(outer.test),
+                          val_idx=outer.val_idx, test_idx=outer.test_idx)
+
+        return _EpochLogits()
+
+
+# --------------------------------------------------------------------------- outer folds
+
+def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: NestedFold, d: Path) -> pd.DataFrame:
+    """Choose from the pooled inner OOF predictions, then (only then) score the outer test windows."""
+    oof, test_logits = [], []
+    for name, _, val in fold.inner:
+        v, t, vi, ti = _load_oof(d / name)
+        if not (np.array_equal(vi, val) and np.array_equal(ti, fold.test)):
+            raise AlsnetError("inner-fold windows differ from the split (another data set or seed?)", d / name)
+        oof.append(InnerOOF(v, ws.y[val], ws.subject[val]))
+        test_logits.append(t)
+    sel = select(oof)
+    proba = ensemble_proba(test_logits, sel)
+    report = dict(sel.report)
+    report.update({"outer_fold": fold.name, "test_subjects": sorted(set(ws.subject[fold.test])),
+                   "inner_folds": [{"name": n, "train_subjects": sorted(set(ws.subject[tr])),
+                                    "val_subjects": sorted(set(ws.subject[va]))} for n, tr, va in fold.inner],
+                   "scored_by": "mean of the inner models' calibrated probabilities (no refit)",
+                   "chosen_on": "pooled inner out-of-fold predictions; outer test labels not read"})
+    if exp.model == "alsnet":
+        report["chosen_epoch"] = sel.candidate
+        report["chosen_steps"] = _steps(exp, ws, fold, sel.candidate)
+    else:
+        from alsnet.evaluation.baselines import GRIDS
+
+        report["chosen_params"] = GRIDS[exp.model][sel.candidate]
+    write_json(d / "selection.json", report)
+    pred = predictions_frame(ws, fold.test, proba, task, fold.name)
+    write_csv(d / "predictions.csv", pred)
+    return pred
+
+
+def _steps(exp: NestedExperiment, ws: WindowSet, fold: NestedFold, epoch: int) -> list[int]:
+    """Optimiser steps an inner model had taken at the end of ``epoch``."""
+    b = exp.recipe.batch_size
+    return [int((epoch + 1) * (len(tr) // b + (len(tr) % b > 1))) for _, tr, _ in fold.inner]
+
+
+def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, progress: bool = True) -> dict | None:
+    """Run (or resume) a nested evaluation; returns the metrics once every outer fold is done."""
+    run_dir = prepare_run_dir(exp.out, force=force, resume=resume)
+    if resume:
+        exp = NestedExperiment.from_dict(read_json(run_dir / "config.json")["experiment"])
+        exp.out = str(run_dir)
+    if exp.model not in NESTED_MODELS:
+        raise AlsnetError(f"unknown model {exp.model!r}; choose from {', '.join(NESTED_MODELS)}")
+    task = get_task(exp.task)
+    t0 = time.perf_counter()
+    ws = load_windows(exp.data, task, invalid=exp.invalid, progress=progress)
+    folds = make_nested_folds(ws.y, ws.subject, outer=exp.outer, outer_k=exp.outer_k, inner_k=exp.inner_k,
+                              seed=exp.split_seed)
+    split = describe_nested(exp.outer, exp.outer_k, exp.inner_k, exp.split_seed)
+    split["folds_detail"] = [{"name": f.name, "test_subjects": sorted(set(ws.subject[f.test])),
+                              "inner": [{"name": n, "val_subjects": sorted(set(ws.subject[va])),
+                                         "n_train": len(tr), "n_val": len(va)} for n, tr, va in f.inner]}
+                             for f in folds]
+    config = {"experiment": exp.to_dict(), "task": task.to_dict(), "model": exp.model, "split": split,
+              "window": window_settings(), "seed": exp.seed, "data": exp.data, "n_windows": len(ws),
+              "subjects": sorted(set(ws.subject)), "versions": versions(),
+              "deviations": exp.recipe.deviations() if exp.model == "alsnet" else [],
+              "selection": "every choice from pooled inner out-of-fold predictions (alsnet.evaluation.selection)"}
+    if resume:
+        old = read_json(run_dir / "config.json")
+        if old.get("split", {}).get("folds_detail") != split["folds_detail"]:
+            raise AlsnetError("the data set's folds differ from the run's: not the same data?", run_dir / "config.json")
+    else:
+        write_json(run_dir / "config.json", config)
+    n_inner = sum(len(f.inner) for f in folds)
+    _say(f"nested {exp.outer} ({len(folds)} outer x {exp.inner_k} inner folds = {n_inner} trainings of "
+         f"{exp.model}): {len(ws)} windows of {len(set(ws.subject))} subjects")
+    features = None
+    if exp.model != "alsnet":
+        from alsnet.evaluation.features import window_features
+
+        features = window_features(ws.x, MODEL_FS)
+    frames = []
+    for o, fold in enumerate(folds):
+        if exp.only_outer and fold.name not in exp.only_outer:
+            continue
+        od = run_dir / fold.name
+        if (od / "predictions.csv").is_file():
+            frames.append(pd.read_csv(od / "predictions.csv", dtype={"fold": str, "subject": str}))
+            continue
+        for i, (name, train, val) in enumerate(fold.inner):
+            d = od / name
+            if (d / "done.json").is_file():
+                continue
+            d.mkdir(parents=True, exist_ok=True)
+            seed = exp.seed * 1000 + o * 10 + i
+            _say(f"[{fold.name} {name}] {len(train)} train windows, {len(val)} inner validation "
+                 f"({', '.join(sorted(set(ws.subject[val])))}), {len(fold.test)} outer test")
+            t1 = time.perf_counter()
+            if exp.model == "alsnet":
+                info = _inner_alsnet(exp, ws, task, train, val, fold.test, d, seed, progress)
+            else:
+                info = _inner_baseline(exp, ws, task, features, train, val, fold.test, d, seed)
+            write_json(d / "done.json", {"seconds": round(time.perf_counter() - t1, 1), "seed": seed, **info})
+            _hook(exp, d)
+        frames.append(_finish_outer(exp, ws, task, fold, od))
+        _hook(exp, od)
+    if exp.only_outer or len(frames) < len(folds):
+        return None
+    pred = pd.concat(frames, ignore_index=True)
+    write_csv(run_dir / "predictions.csv", pred)
+    return finish(run_dir, exp, task, pred, folds, wall_s=time.perf_counter() - t0)
+
+
+def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame, folds, *, wall_s: float) -> dict:
+    """metrics.json from the outer folds' predictions and selections."""
+    from alsnet.evaluation.decision import DecisionRule
+    from alsnet.evaluation.metrics import evaluate
+    from alsnet.evaluation.stats import subject_proportions
+
+    sels = {f.name: read_json(run_dir / f.name / "selection.json") for f in folds}
+    rules = {name: DecisionRule.from_dict(s["decision_rule"]) for name, s in sels.items()}
+    pred["fold"] = pred["fold"].astype(str)
+    metrics = evaluate(pred, task, n_boot=exp.n_boot, seed=exp.seed, rules=rules)
+    metrics["subject_proportions"] = subject_proportions(pred, task, rules)
+    metrics.update({"task": task.name, "model": exp.model, "protocol": f"nested-{exp.outer}",
+                    "protocol_label": describe_nested(exp.outer, exp.outer_k, exp.inner_k, exp.split_seed)["label"],
+                    "shares_recordings_between_train_and_test": False,
+                    "deviations": exp.recipe.deviations() if exp.model == "alsnet" else [],
+                    "window_settings": window_settings(), "seed": exp.seed, "split_seed": exp.split_seed,
+                    "choices": {name: {k: s.get(k) for k in ("chosen_epoch", "chosen_steps", "chosen_params",
+                                                               "calibrator", "decision_rule", "criterion",
+                                                               "chosen_on", "scored_by")}
+                                for name, s in sels.items()},
+                    "wall_time_s": round(wall_s, 1)})
+    write_json(run_dir / "metrics.json", metrics)
+    return metrics
+
+
+__all__ = ["NestedExperiment", "NESTED_MODELS", "EpochLogits", "run", "finish"]
