@@ -190,50 +190,41 @@ def test_chunked_scoring_equals_whole_signal_scoring(predictor, tmp_path, fs, mo
     assert r["label"] == expect(np.array([1 - p_ref.mean(), p_ref.mean()]))
 
 
-def test_wfdb_stream_reads_the_same_microvolts_as_read_recording(tmp_path):
-    from alsnet.data.io import read_recording
-
-    x = emg(2.0, 5000.0)
-    hea = write_wfdb(tmp_path, "off", x, 5000.0, gain=13.107, offset=20, invalid=slice(100, 110),
-                     baseline=-7)
-    src, rec = open_source(hea), read_recording(hea)
-    got = src.read(0, src.n_samples)
-    assert src.fs == rec.fs and np.isnan(got[100:110]).all()
-    np.testing.assert_allclose(got, rec.signal, rtol=1e-6, equal_nan=True)
-    np.testing.assert_allclose(src.read(50, 150), rec.signal[50:150], rtol=1e-6, equal_nan=True)
-
-
-def test_wav_is_streamed_with_its_scale(tmp_path):
+def _u8_wav(path: Path, x: np.ndarray) -> None:
     from scipy.io import wavfile
 
+    wavfile.write(path, 8000, np.clip(np.round(x / 4) + 128, 0, 255).astype(np.uint8))
+
+
+def _unitless_wfdb(path: Path, x: np.ndarray) -> None:
+    hea = write_wfdb(path.parent, path.stem, x / 1000, 8000.0, gain=200)  # signal line without units: mV
+    hea.write_text(hea.read_text().replace("/uV", ""))
+
+
+def _edf(path: Path, x: np.ndarray) -> None:
+    import pyedflib
+
+    h = pyedflib.highlevel.make_signal_header("EMG", dimension="mV", sample_frequency=8000,
+                                              physical_min=-5, physical_max=5)
+    pyedflib.highlevel.write_edf(str(path), [np.clip(x, -5000, 5000) / 1000], [h])
+
+
+@pytest.mark.parametrize("name,write,kw", [("u8.wav", _u8_wav, {"scale": 4.0}),
+                                           ("r.hea", _unitless_wfdb, {}),
+                                           ("r.edf", _edf, {})])
+def test_predict_streams_the_microvolts_that_training_reads(predictor, tmp_path, monkeypatch, name, write, kw):
+    """Streamed scoring of a file = scoring the whole-file read_recording signal (the reader
+    training uses): 8-bit WAV without its 128 offset, WFDB without units in mV, EDF in mV."""
     from alsnet.data.io import read_recording
 
-    wavfile.write(tmp_path / "a.wav", 8000, np.round(emg(1.0, 8000.0) * 10).astype(np.int16))
-    src, rec = open_source(tmp_path / "a.wav", scale=0.1), read_recording(tmp_path / "a.wav", scale=0.1)
-    assert not isinstance(src.x, np.ndarray) and src.fs == 8000.0  # read by range
-    np.testing.assert_allclose(src.read(0, src.n_samples), rec.signal, rtol=1e-6)
-    with pytest.raises(InputError, match="scale"):
-        open_source(tmp_path / "a.wav")
-
-
-@pytest.mark.parametrize("unit,factor", [("uV", 1.0), ("mV", 1e-3)])
-def test_edf_is_streamed_in_microvolts(tmp_path, predictor, unit, factor):
-    pyedflib = pytest.importorskip("pyedflib")
-    from alsnet.data.io import read_recording
-    from alsnet.diagnosis.predict import EdfSource
-
-    x = emg(3.0, 4000.0, seed=3)
-    path = tmp_path / "r.edf"
-    h = pyedflib.highlevel.make_signal_header("EMG", dimension=unit, sample_frequency=4000,
-                                              physical_min=-5000 * factor, physical_max=5000 * factor)
-    pyedflib.highlevel.write_edf(str(path), [np.clip(x, -5000, 5000) * factor], [h])
-    src, rec = open_source(path), read_recording(path)
-    assert isinstance(src, EdfSource) and src.fs == 4000.0 and src.n_samples == rec.n_samples
-    np.testing.assert_allclose(src.read(0, src.n_samples), rec.signal, rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(src.read(1234, 5678), rec.signal[1234:5678], rtol=1e-5, atol=1e-3)
-    streamed, whole = predictor.predict(path), predictor.predict(rec.signal, fs=rec.fs)
+    write(tmp_path / name, emg(3.0, 8000.0, seed=4))
+    rec = read_recording(tmp_path / name, **kw)
+    assert abs(np.nanmedian(rec.signal)) < 20  # µV: no DC offset, no 1000-fold unit error
+    monkeypatch.setattr(predictor, "engine", CheapEngine())
+    monkeypatch.setattr(predictor, "chunk_windows", 1)  # every window from its own range read
+    streamed, whole = predictor.predict(tmp_path / name, **kw), predictor.predict(rec.signal, fs=rec.fs)
     assert streamed["n_windows"] == whole["n_windows"] == 3
-    assert streamed["probabilities"]["als"] == pytest.approx(whole["probabilities"]["als"], abs=1e-6)
+    assert streamed["probabilities"] == whole["probabilities"]
 
 
 def test_temperature_from_the_card_calibrates_probabilities(predictor, tmp_path):

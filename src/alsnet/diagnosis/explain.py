@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,11 +23,14 @@ from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
 from alsnet.errors import AlsnetError
 from alsnet.model.network import RECEPTIVE_FIELD
 
+if TYPE_CHECKING:
+    import torch
+
 #: Half-width of a gallery snippet in ms.
 SNIPPET_MS = 5.0
 
 
-def evidence(model, windows: np.ndarray, target: int | None = None,
+def evidence(model: torch.nn.Module, windows: np.ndarray, target: int | None = None,
              batch_size: int = 8) -> list[list[tuple[int, int, float]]]:
     """Per-window evidence of the last layer's max-pooled channels.
 
@@ -91,7 +95,8 @@ def _envelope(y: np.ndarray, t: np.ndarray, bins: int = 4000):
     return t[:n].reshape(bins, -1)[:, 0], np.nanmin(yy, axis=1), np.nanmax(yy, axis=1)
 
 
-def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_windows: int = 30,
+def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: str | os.PathLike = "als-vs-normal",
+                      max_windows: int = 30,
                       fs: float | None = None, scale: float | None = None, channel: int | None = None,
                       top_k: int = 3, backend: str = "auto", target: str | None = None) -> dict:
     """Write the explanation figure of one recording (its first ``max_windows`` windows).
@@ -117,17 +122,17 @@ def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_w
     if pred.task.binary and target not in (None, classes[1]):
         raise AlsnetError(f"a binary model has one logit, that of {classes[1]!r}: its evidence for "
                           f"{target!r} is the negative weights of the {classes[1]!r} figure")
-    source = open_source(path, fs=fs, scale=scale, channel=channel)
     starts, wins = [], []
-    for st, w in iter_window_chunks(source, min(32, max(1, max_windows))):
-        starts.append(st)
-        wins.append(w)
-        if sum(map(len, starts)) >= max_windows:
-            break
+    with open_source(path, fs=fs, scale=scale, channel=channel) as source:
+        for st, w in iter_window_chunks(source, min(32, max(1, max_windows))):
+            starts.append(st)
+            wins.append(w)
+            if sum(map(len, starts)) >= max_windows:
+                break
     starts, wins = np.concatenate(starts)[:max_windows], np.concatenate(wins)[:max_windows]
     ok = np.isfinite(wins).all(axis=1)
     if not ok.any():
-        raise AlsnetError(f"all {len(ok)} window(s) examined contain invalid samples", source.name)
+        raise AlsnetError(f"all {len(ok)} window(s) examined contain invalid samples", source.path)
     proba = np.full((len(wins), len(classes)), np.nan)
     from alsnet.model.outputs import probabilities
 
@@ -162,7 +167,7 @@ def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_w
     mt = [(starts[i] + e[0]) / MODEL_FS for i in range(len(wins)) for e in tops[i]]
     mv = [sig[i * WINDOW_SAMPLES + e[0]] for i in range(len(wins)) for e in tops[i]]
     ax.plot(mt, mv, "v", color="tab:red", ms=6, label=f"top {top_k} evidence positions per window")
-    ax.set(ylabel="µV", title=f"(a) {Path(source.name).name}: {len(wins)} windows "
+    ax.set(ylabel="µV", title=f"(a) {Path(source.path).name}: {len(wins)} windows "
            f"({int((~ok).sum())} dropped for invalid samples, grey)")
     ax.legend(loc="upper right", fontsize=8)
 
@@ -183,7 +188,7 @@ def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_w
     ax3 = fig.add_subplot(gs[2, :])
     tw = np.arange(WINDOW_SAMPLES) / MODEL_FS * 1e3
     ax3.plot(tw, wins[best], lw=0.4, color="0.2")
-    for r, (ti, ch, w) in enumerate(_distinct(ev[best], 8, gap)):
+    for r, (ti, _ch, w) in enumerate(_distinct(ev[best], 8, gap)):
         ax3.axvspan((ti - RECEPTIVE_FIELD // 2) / MODEL_FS * 1e3, (ti + RECEPTIVE_FIELD // 2) / MODEL_FS * 1e3,
                     color="tab:red" if w > 0 else "tab:green", alpha=0.3)
         ax3.annotate(f"{r + 1}", (ti / MODEL_FS * 1e3, wins[best, ti]), fontsize=7, color="tab:red")
@@ -200,7 +205,8 @@ def explain_recording(path, out: str | os.PathLike, model="als-vs-normal", max_w
         a, b = max(0, ti - gap), min(WINDOW_SAMPLES, ti + gap + 1)
         axg.plot((np.arange(a, b) - ti) / MODEL_FS * 1e3, wins[i, a:b], color="tab:red" if w > 0 else "tab:green")
         axg.axvspan(-RECEPTIVE_FIELD / 2 / MODEL_FS * 1e3, RECEPTIVE_FIELD / 2 / MODEL_FS * 1e3, color="0.9", zorder=0)
-        axg.set_title(f"{'(d) ' if g == 0 else ''}win {i} @ {(starts[i] + ti) / MODEL_FS:.3f} s, ch {ch}, w {w:+.2g}", fontsize=8)
+        axg.set_title(f"{'(d) ' if g == 0 else ''}win {i} @ {(starts[i] + ti) / MODEL_FS:.3f} s, "
+                      f"ch {ch}, w {w:+.2g}", fontsize=8)
         axg.tick_params(labelsize=7)
         axg.set_xlabel("ms", fontsize=7)
         if g % 4 == 0:
