@@ -40,7 +40,10 @@ def wilson_interval(k: int, n: int, ci: float = 0.95) -> tuple[float, float]:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+    # at k = 0 and k = n the bounds are exactly 0 and 1; say so rather than round to them
+    lo = 0.0 if k == 0 else float(max(0.0, centre - half))
+    hi = 1.0 if k == n else float(min(1.0, centre + half))
+    return lo, hi
 
 
 def clopper_pearson_interval(k: int, n: int, ci: float = 0.95) -> tuple[float, float]:

@@ -151,8 +151,12 @@ def _subject_folds(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, s
     if k < 2 or k > n_subj:
         raise AlsnetError(f"need between 2 and {n_subj} subject-wise folds, got {k}")
     sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    try:
+        pairs = list(sgkf.split(idx, y[idx], groups[idx]))
+    except ValueError as e:  # scikit-learn's "n_splits=5 cannot be greater than ...": too few windows
+        raise AlsnetError(f"cannot make {k} subject-wise folds of these subjects: {e}") from None
     out = []
-    for tr, te in sgkf.split(idx, y[idx], groups[idx]):
+    for tr, te in pairs:
         if len(np.unique(y[idx][tr])) < len(np.unique(y[idx])):
             raise AlsnetError(f"a {k}-fold subject split leaves a class out of training: too few subjects "
                               f"per class for k={k}")

@@ -1,0 +1,155 @@
+"""Nested subject-wise evaluation: splits that never share a person, choices blind to the test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alsnet.errors import AlsnetError
+from alsnet.training.splits import make_folds, make_nested_folds
+
+
+def _subjects(draw_sizes: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Window labels and subject ids: class c has one subject per entry of draw_sizes[c]."""
+    y, g = [], []
+    for c, sizes in enumerate(draw_sizes):
+        for s, n in enumerate(sizes):
+            y += [c] * n
+            g += [f"{'ACM'[c]}{s:02d}"] * n
+    return np.asarray(y), np.asarray(g)
+
+
+data_sets = st.lists(st.lists(st.integers(1, 6), min_size=3, max_size=8), min_size=2, max_size=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=data_sets, seed=st.integers(0, 10_000), outer=st.sampled_from(["group-kfold", "loso"]))
+def test_no_subject_is_on_two_sides_of_any_outer_or_inner_fold(sizes, seed, outer):
+    y, g = _subjects(sizes)
+    n_subj = len(set(g))
+    try:
+        folds = make_nested_folds(y, g, outer=outer, outer_k=min(5, n_subj), inner_k=2, seed=seed)
+    except AlsnetError as e:  # a split that cannot keep every class in training is refused, never made
+        assert "subject-wise folds" in str(e) or "leaves a class out" in str(e)
+        return
+    tested = []
+    for f in folds:
+        train_s, test_s = set(g[f.train]), set(g[f.test])
+        assert not train_s & test_s
+        assert train_s | test_s == set(g) and len(f.train) + len(f.test) == len(y)
+        tested += sorted(test_s)
+        vals = []
+        for _, tr, va in f.inner:
+            assert not set(g[tr]) & set(g[va])
+            assert set(g[tr]) | set(g[va]) == train_s      # inner folds live inside the outer training side
+            assert not set(g[va]) & test_s
+            assert set(y[tr]) == set(y[f.train])            # every class is trained on
+            vals += sorted(set(g[va]))
+        assert sorted(vals) == sorted(train_s)              # inner validation covers each training subject once
+    assert sorted(tested) == sorted(set(g))                 # outer test covers each subject once
+
+
+@settings(max_examples=40, deadline=None)
+@given(sizes=data_sets, seed=st.integers(0, 10_000),
+       protocol=st.sampled_from(["loso", "group-kfold", "subject-holdout"]))
+def test_the_plain_subject_wise_protocols_never_share_a_subject(sizes, seed, protocol):
+    y, g = _subjects(sizes)
+    try:
+        folds = make_folds(protocol, y, g, seed=seed, folds=min(3, len(set(g))))
+    except AlsnetError:
+        return
+    for f in folds:
+        s_train, s_val, s_test = set(g[f.train]), set(g[f.val]), set(g[f.test])
+        assert not (s_train & s_test or s_val & s_test or s_train & s_val)
+
+
+def test_loso_outer_folds_are_named_for_their_subject():
+    y, g = _subjects([[2, 2, 2], [2, 2, 2]])
+    folds = make_nested_folds(y, g, outer="loso", inner_k=2, seed=0)
+    assert [f.name for f in folds] == [f"subject-{s}" for s in sorted(set(g))]
+
+
+def test_too_few_subjects_for_the_inner_folds_is_one_clear_error():
+    y, g = _subjects([[3, 3], [3, 3]])
+    with pytest.raises(AlsnetError, match="between 2 and"):
+        make_nested_folds(y, g, outer="loso", inner_k=5)
+
+
+# --------------------------------------------------------------------------- selection is blind
+
+def _run_nested(tmp_path, sim_dir, name, poison_outer=None, model="knn", **kw):
+    """A nested run; with ``poison_outer`` the labels of that outer fold's test windows are flipped."""
+    import alsnet.training.nested as nested
+    from alsnet.data.dataset import load_windows as real_load
+
+    def load(*a, **k):
+        ws = real_load(*a, **k)
+        if poison_outer is not None:
+            folds = make_nested_folds(ws.y, ws.subject, outer="group-kfold", outer_k=5, inner_k=3, seed=0)
+            test = next(f.test for f in folds if f.name == poison_outer)
+            ws.y[test] = 1 - ws.y[test]
+        return ws
+
+    exp = nested.NestedExperiment(data=str(sim_dir), out=str(tmp_path / name), model=model, n_boot=0,
+                                  only_outer=["outer-0"], **kw)
+    orig = nested.load_windows
+    nested.load_windows = load
+    try:
+        nested.run(exp, progress=False)
+    finally:
+        nested.load_windows = orig
+    return json.loads((tmp_path / name / "outer-0" / "selection.json").read_text())
+
+
+CHOICES = ("chosen_candidate", "chosen_params", "chosen_epoch", "calibrator", "decision_rule", "curves",
+           "calibration")
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory):
+    from alsnet.data.simulate import simulate_dataset
+
+    d = tmp_path_factory.mktemp("sim")
+    simulate_dataset(d, n_subjects={"als": 5, "normal": 5}, recordings_per_subject=2, duration_s=2.2, seed=3)
+    return d
+
+
+def test_poisoning_the_outer_test_labels_changes_no_choice_of_a_baseline(tmp_path, sim_dir):
+    clean = _run_nested(tmp_path, sim_dir, "clean")
+    poisoned = _run_nested(tmp_path, sim_dir, "poisoned", poison_outer="outer-0")
+    for k in CHOICES:
+        assert clean.get(k) == poisoned.get(k), k
+    assert clean["chosen_on"].endswith("outer test labels not read")
+
+
+@pytest.mark.slow
+def test_poisoning_the_outer_test_labels_changes_no_choice_of_alsnet(tmp_path, sim_dir):
+    from alsnet.training.recipe import Recipe
+
+    recipe = Recipe(max_epochs=2, train_crop=0.05, recalibration_windows=8)
+    clean = _run_nested(tmp_path, sim_dir, "clean", model="alsnet", recipe=recipe)
+    poisoned = _run_nested(tmp_path, sim_dir, "poisoned", model="alsnet", recipe=recipe, poison_outer="outer-0")
+    for k in CHOICES:
+        assert clean.get(k) == poisoned.get(k), k
+    assert len(clean["curves"]["subject_log_loss"]) == 2    # one candidate per epoch
+
+
+def test_a_nested_baseline_run_scores_every_subject_once_and_records_its_choices(tmp_path, sim_dir):
+    import alsnet.training.nested as nested
+
+    exp = nested.NestedExperiment(data=str(sim_dir), out=str(tmp_path / "run"), model="knn", n_boot=50)
+    m = nested.run(exp, progress=False)
+    pred = (tmp_path / "run" / "predictions.csv").read_text().splitlines()
+    assert len(pred) == 1 + 10 * 2 * 2                      # every window of every subject, once
+    assert m["subject"]["n"] == 10 and m["subject_proportions"]["all"]["n"] == 10
+    assert set(m["choices"]) == {f"outer-{i}" for i in range(5)}
+    for c in m["choices"].values():
+        assert c["chosen_params"]["n_neighbors"] in (5, 15, 45)
+        assert c["scored_by"].startswith("mean of the inner models")
+    # resuming a finished run recomputes the same metrics from the committed folds
+    again = nested.run(nested.NestedExperiment.from_dict({**exp.to_dict()}), resume=True, progress=False)
+    assert again["subject"]["confusion_matrix"] == m["subject"]["confusion_matrix"]

@@ -1,0 +1,121 @@
+"""Intervals and paired tests give the textbook answers on hand-made inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from alsnet.data.labels import get_task
+from alsnet.evaluation.calibration import Calibrator, fit_calibrator
+from alsnet.evaluation.decision import DecisionRule
+from alsnet.evaluation.metrics import evaluate
+from alsnet.evaluation.selection import subject_log_loss
+from alsnet.evaluation.stats import (
+    clopper_pearson_interval,
+    mcnemar_exact,
+    paired_bootstrap,
+    proportion,
+    subject_proportions,
+    wilson_interval,
+)
+
+
+def test_wilson_interval_of_ten_out_of_ten_is_not_a_point():
+    lo, hi = wilson_interval(10, 10)
+    assert lo == pytest.approx(10 / (10 + 1.959964 ** 2), abs=1e-6)   # 0.7225: n / (n + z^2)
+    assert hi == 1.0
+
+
+def test_wilson_interval_matches_the_textbook_value():
+    # Newcombe (1998), Statistics in Medicine 17:857, table I: 81 of 263 -> 0.2553 to 0.3662
+    lo, hi = wilson_interval(81, 263)
+    assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
+
+
+def test_clopper_pearson_of_all_or_nothing_has_the_closed_form():
+    assert clopper_pearson_interval(10, 10)[0] == pytest.approx(0.025 ** (1 / 10))   # 0.6915
+    assert clopper_pearson_interval(0, 10) == pytest.approx((0.0, 1 - 0.025 ** (1 / 10)))
+
+
+def test_a_proportion_records_how_many_subjects_it_rests_on():
+    p = proportion(13, 14)
+    assert p["k"] == 13 and p["n"] == 14 and p["value"] == pytest.approx(13 / 14)
+    assert p["wilson"][0] < 13 / 14 < p["wilson"][1] and p["clopper_pearson"][0] < p["wilson"][0]
+    assert proportion(0, 0)["wilson"] is None
+
+
+def test_exact_mcnemar_is_the_binomial_test_of_the_discordant_pairs():
+    a = np.array([1, 1, 1, 1, 1, 1, 0, 1], bool)
+    b = np.array([0, 0, 0, 0, 0, 1, 0, 1], bool)
+    r = mcnemar_exact(a, b)
+    assert (r["a_right_b_wrong"], r["a_wrong_b_right"]) == (5, 0)
+    assert r["p_value"] == pytest.approx(2 * 0.5 ** 5)                  # 0.0625
+    assert mcnemar_exact(a, a)["p_value"] == 1.0
+
+
+def _pred(p_als: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for s, p in p_als.items():
+        for w in range(3):
+            rows.append({"record": f"{s}R", "subject": s, "window": w, "start": 0, "label": "",
+                         "y_true": int(s[0] == "A"), "fold": "f", "p_normal": 1 - p, "p_als": p})
+    return pd.DataFrame(rows)
+
+
+def test_paired_bootstrap_of_identical_models_is_exactly_zero():
+    pred = _pred({"A01": 0.7, "A02": 0.4, "C01": 0.2, "C02": 0.6})
+    task = get_task("als-vs-normal")
+
+    def ll(df):
+        return subject_log_loss(df[["p_normal", "p_als"]].to_numpy(), df["y_true"].to_numpy(), df["subject"].to_numpy())
+
+    r = paired_bootstrap(pred, pred, ll, n_boot=200)
+    assert r["difference"] == 0 and r["ci"] == [0.0, 0.0] and r["n_subjects"] == 4
+    del task
+
+
+def test_paired_bootstrap_sees_a_model_better_on_every_subject():
+    good = _pred({"A01": 0.9, "A02": 0.8, "A03": 0.85, "C01": 0.1, "C02": 0.2, "C03": 0.15})
+    bad = _pred({"A01": 0.6, "A02": 0.55, "A03": 0.6, "C01": 0.4, "C02": 0.45, "C03": 0.4})
+
+    def ll(df):
+        return subject_log_loss(df[["p_normal", "p_als"]].to_numpy(), df["y_true"].to_numpy(), df["subject"].to_numpy())
+
+    r = paired_bootstrap(good, bad, ll, n_boot=300)
+    assert r["difference"] < 0 and r["ci"][1] < 0 and r["p_two_sided"] < 0.01
+
+
+def test_subject_proportions_decide_each_fold_by_its_own_rule():
+    pred = _pred({"A01": 0.3, "C01": 0.1})
+    pred.loc[pred.subject == "C01", "fold"] = "g"
+    task = get_task("als-vs-normal")
+    plain = subject_proportions(pred, task)
+    assert plain["all"]["k"] == 1 and plain["als"]["k"] == 0
+    rules = {"f": DecisionRule((0.0, 1.0)), "g": DecisionRule()}          # f: P(ALS) >= 0.269
+    shifted = subject_proportions(pred, task, rules)
+    assert shifted["all"]["k"] == 2 and shifted["subjects"] == {"A01": True, "C01": True}
+    m = evaluate(pred, task, n_boot=0, rules=rules)
+    assert m["subject"]["confusion_matrix"] == [[1, 0], [0, 1]]
+    # the probabilities scored are untouched by the rule
+    assert m["window"]["roc_auc"] == evaluate(pred, task, n_boot=0)["window"]["roc_auc"]
+
+
+def test_a_binary_rule_is_a_threshold_and_zero_offsets_are_the_papers_rule():
+    p = np.array([[0.5, 0.5], [0.6, 0.4], [0.3, 0.7]])
+    assert DecisionRule().decide(p).tolist() == [1, 0, 1]                 # P(ALS) >= 0.5, ties to ALS
+    assert DecisionRule((0.0, np.log(1.5))).threshold == pytest.approx(0.4)
+    assert DecisionRule((0.0, np.log(1.5))).decide(p).tolist() == [1, 1, 1]
+    three = np.array([[0.4, 0.35, 0.25]])
+    assert DecisionRule((0.0, 0.2, 0.0)).decide(three).tolist() == [1]
+
+
+def test_affine_calibration_recovers_a_known_scale_and_bias():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=20000) * 3
+    y = (rng.random(len(z)) < 1 / (1 + np.exp(-(0.5 * z - 1.0)))).astype(int)
+    cal = fit_calibrator(z, y, "affine")
+    assert cal.scale[0] == pytest.approx(0.5, abs=0.05) and cal.bias[0] == pytest.approx(-1.0, abs=0.1)
+    # an old card holding only a temperature still means sigmoid(z / T)
+    old = Calibrator.from_dict({"temperature": 2.0})
+    assert old.apply(np.array([2.0]))[0, 1] == pytest.approx(1 / (1 + np.exp(-1.0)))
