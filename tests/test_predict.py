@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from alsnet.errors import AlsnetError, InputError
 from alsnet.model.checkpoint import save_model
 from alsnet.model.network import ALSNet
 
-FIELDS = {"path", "label", "probabilities", "n_windows", "n_windows_used", "error"}
+FIELDS = {"schema_version", "path", "label", "probabilities", "n_windows", "n_windows_used", "error", "model",
+          "backend"}
 
 
 def emg(seconds: float, fs: float, seed: int = 0) -> np.ndarray:
@@ -82,7 +84,7 @@ def run_cli(capsys, *argv) -> tuple[int, str, str]:
 
 def test_json_output_has_the_documented_fields(model_path, tmp_path, capsys):
     np.save(tmp_path / "a.npy", emg(2.5, MODEL_FS))
-    rc, out, _ = run_cli(capsys, "predict", "--json", "--threads", 1, "--model", model_path,
+    rc, out, _ = run_cli(capsys, "predict", "--json", "--threads", 1, "--model", model_path, "--backend", "torch",
                          "--fs", MODEL_FS, tmp_path / "a.npy")
     assert rc == 0
     (r,) = json.loads(out)
@@ -92,6 +94,9 @@ def test_json_output_has_the_documented_fields(model_path, tmp_path, capsys):
     assert sum(r["probabilities"].values()) == pytest.approx(1.0)
     assert r["label"] == ("als" if r["probabilities"]["als"] >= 0.5 else "normal")
     assert (r["n_windows"], r["n_windows_used"]) == (2, 2)
+    assert r["schema_version"] == 1 and r["backend"] == "eager"  # --backend torch is the eager module
+    assert r["model"] == {"name": str(model_path), "task": "als-vs-normal",
+                          "weights_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest()}
 
 
 def test_one_bad_file_gives_exit_1_and_the_others_are_still_scored(model_path, tmp_path, capsys):
@@ -111,12 +116,27 @@ def test_one_bad_file_gives_exit_1_and_the_others_are_still_scored(model_path, t
     assert "Traceback" not in err
 
 
+def test_when_every_recording_fails_predict_exits_3_naming_each(model_path, tmp_path, capsys):
+    np.save(tmp_path / "short.npy", emg(0.5, MODEL_FS))
+    (tmp_path / "empty").mkdir()
+    rc, out, err = run_cli(capsys, "predict", "--threads", 1, "--model", model_path, "--fs", MODEL_FS,
+                           tmp_path / "short.npy", tmp_path / "empty", tmp_path / "gone.npy")
+    assert rc == 3
+    lines = err.splitlines()
+    assert len(lines) == 3 and all(ln.startswith("alsnet predict: error: ") for ln in lines)
+    assert f"{tmp_path / 'empty'}: no recordings found (alsnet reads .hea, .npy" in lines[1]
+    assert lines[2].endswith("gone.npy: file not found")
+    assert "3 of 3 recording(s) could not be scored" in out
+
+
 def test_human_output_prints_label_windows_and_disclaimer(model_path, tmp_path, capsys):
     np.save(tmp_path / "a.npy", emg(1.5, MODEL_FS))
     rc, out, _ = run_cli(capsys, "predict", "--threads", 1, "--model", model_path, "--fs", MODEL_FS,
                          tmp_path / "a.npy")
     assert rc == 0
     assert "P(als)=" in out and "1 windows used, 0 dropped" in out
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
+    assert f"model {model_path} (als-vs-normal, weights sha256 {digest}), backend " in out
     assert "not a medical device" in out
 
 

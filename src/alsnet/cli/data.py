@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="inspect a data set (alsnet data info DIR)")
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     info = dsub.add_parser("info", help="per-class and per-subject counts, muscles, durations, invalid samples")
     info.add_argument("paths", nargs="+", metavar="DIR", help="folder(s) or file(s) of recordings")
-    info.add_argument("--json", action="store_true", help="print the index as JSON")
+    info.add_argument("--json", action="store_true",
+                      help="print {schema_version, alsnet_version, n_failed, summary, recordings} as JSON")
     info.add_argument("--fs", type=float, default=None, help="sampling rate for .npy/.csv files (Hz)")
     info.add_argument("--scale", type=float, default=None, help="µV per unit for .wav files")
     info.set_defaults(func=run_info)
@@ -20,34 +20,34 @@ def register(sub) -> None:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    from alsnet import __version__
+    from alsnet.cli.main import JSON_SCHEMA_VERSION, inputs_exit_code, print_json
     from alsnet.data.dataset import index_dataset, info_to_json, summarise
+    from alsnet.data.io import NO_RECORDINGS
     from alsnet.errors import AlsnetError
 
-    infos, problems = [], []
+    infos, errors, warnings = [], [], []
     for path in args.paths:
         try:
             i, p = index_dataset(path, fs=args.fs, scale=args.scale)
         except AlsnetError as e:
-            print(f"alsnet data info: error: {e}", file=sys.stderr)
-            problems.append(None)
+            errors.append(str(e))
             continue
         if not i and not p:  # an empty folder (or one of unknown files) is a mistake, not 0 records
-            print(f"alsnet data info: error: {path}: no recordings found (alsnet reads .hea, .npy, "
-                  ".csv, .wav, .edf, .bdf files)", file=sys.stderr)
-            problems.append(None)
+            errors.append(f"{path}: {NO_RECORDINGS}")
         infos += i
-        problems += p
-    for p in problems:
-        if p is not None:
-            print(f"alsnet data info: {'warning' if not p.path else 'error'}: "
-                  f"{p.message if not p.path else p.message}", file=sys.stderr)
+        errors += [q.message for q in p if q.path]  # a problem with a path is a file that failed
+        warnings += [q.message for q in p if not q.path]
+    for message in errors:
+        print(f"alsnet data info: error: {message}", file=sys.stderr)
+    for message in warnings:
+        print(f"alsnet data info: warning: {message}", file=sys.stderr)
     if args.json:
-        json.dump(info_to_json(infos), sys.stdout, indent=1)
-        print()
-    else:
+        print_json({"schema_version": JSON_SCHEMA_VERSION, "alsnet_version": __version__,
+                    "n_failed": len(errors), **info_to_json(infos)})
+    elif infos:
         print_summary(summarise(infos))
-    failed = [p for p in problems if p is None or p.path]
-    return 1 if failed else 0
+    return inputs_exit_code(len(errors), len(infos) + len(errors))
 
 
 def print_summary(s: dict) -> None:
@@ -67,7 +67,7 @@ def print_summary(s: dict) -> None:
         print(f"{k:<10}{(v['label'] or '?'):<10}{v['recordings']:>11}{v['duration_s']:>10.1f}{v['n_invalid']:>10}")
 
 
-def register_kaggle(dsub) -> None:
+def register_kaggle(dsub: argparse._SubParsersAction) -> None:
     k = dsub.add_parser("kaggle", help="read the authors' Kaggle pickles (X_train.pkl, ...): needs --trust-pickle")
     k.add_argument("folder", metavar="FOLDER", help="folder holding X_train.pkl, y_train.pkl, ...")
     k.add_argument("--trust-pickle", action="store_true",

@@ -10,7 +10,7 @@ import sys
 import time
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="simulate EMG, train ALSNet, evaluate on held-out subjects (minutes, offline)")
     p.add_argument("--out", default="alsnet-demo", metavar="DIR", help="demo folder (default ./alsnet-demo)")
     p.add_argument("--subjects", type=int, default=8, help="simulated subjects per class (default 8)")

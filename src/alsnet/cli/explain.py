@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain", help="figure of a recording, its window probabilities and the waveforms behind them",
         description="Draw (a) the recording with window boundaries and the strongest evidence "
@@ -45,8 +43,9 @@ def run(args: argparse.Namespace) -> int:
                           fs=args.fs, scale=args.scale, channel=args.channel, top_k=args.top,
                           backend=args.backend, target=args.target)
     if args.json:
-        json.dump(s, sys.stdout, indent=1)
-        print()
+        from alsnet.cli.main import JSON_SCHEMA_VERSION, print_json
+
+        print_json({"schema_version": JSON_SCHEMA_VERSION, **s})
     else:
         print(f"wrote {s['figure']} ({s['n_windows_used']} of {s['n_windows']} windows explained, "
               f"evidence for {s['target']})")

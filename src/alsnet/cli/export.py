@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "export", help="export a model to ONNX (input µV at 23437.5 Hz; outputs probabilities, logits)",
         description="Write the model as ONNX. Input 'emg': float32 (batch, time) raw µV at 23437.5 Hz, "
@@ -27,7 +26,13 @@ def run(args: argparse.Namespace) -> int:
 
     s = export_onnx(args.model, args.onnx, check=not args.no_check)
     if args.json:
-        print(json.dumps(s, indent=1))
+        from alsnet.cli.main import JSON_SCHEMA_VERSION, print_json
+        from alsnet.diagnosis.predict import bundled_or_path, model_identity
+        from alsnet.model.pretrained import resolve_model
+
+        loaded = resolve_model(args.model)
+        print_json({"schema_version": JSON_SCHEMA_VERSION, **s,
+                    "model": model_identity(loaded, bundled_or_path(args.model, loaded))})
         return 0
     print(f"wrote {s['onnx']}: task {s['task']}, classes {', '.join(s['classes'])}, "
           f"temperature {s['temperature']:g}")

@@ -10,7 +10,7 @@ Exit codes (the same for every subcommand, documented in README):
 - 1 (:data:`EXIT_SOME_FAILED`): some inputs failed (each named on one line), the rest were done;
 - 2 (:data:`EXIT_USAGE`): a usage error (argparse's own code, or a :class:`UsageError`);
 - 3 (:data:`EXIT_UNUSABLE`): nothing usable, or a model error: an :class:`AlsnetError`
-  reached the edge, printed as one line;
+  reached the edge, printed as one line, or every input of a many-input command failed;
 - 70 (:data:`EXIT_INTERNAL`): a bug in alsnet (an unexpected exception): its traceback is
   printed so that it can be reported.
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
 import traceback
 import warnings
@@ -27,13 +28,36 @@ from alsnet import __version__
 from alsnet.errors import AlsnetError, UsageError
 
 #: Subcommand modules of :mod:`alsnet.cli`, in the order ``--help`` lists them.
-COMMAND_MODULES = ("demo", "data", "simulate", "train", "report", "predict", "explain", "export")
+COMMAND_MODULES = ("demo", "data", "simulate", "train", "report", "predict", "explain", "muap", "export")
 
 EXIT_OK = 0
 EXIT_SOME_FAILED = 1
 EXIT_USAGE = 2
 EXIT_UNUSABLE = 3
 EXIT_INTERNAL = 70
+
+#: Version of the JSON that ``--json`` prints; raised when a field changes meaning or goes.
+JSON_SCHEMA_VERSION = 1
+
+
+def inputs_exit_code(n_failed: int, n_inputs: int) -> int:
+    """Exit code of a command over many inputs: 0 all done, 1 some failed, 3 all failed."""
+    if n_failed == 0:
+        return EXIT_OK
+    return EXIT_UNUSABLE if n_failed >= n_inputs else EXIT_SOME_FAILED
+
+
+def _plain(o: object) -> object:
+    """NumPy scalars and arrays, paths: as the JSON values they stand for."""
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    return str(o)
+
+
+def print_json(obj: dict | list) -> None:
+    """``obj`` as indented JSON on stdout (what every ``--json`` prints)."""
+    json.dump(obj, sys.stdout, indent=1, default=_plain)
+    print()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _format_warning(message, category, filename, lineno, line=None):
+def _format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                    line: str | None = None) -> str:
     return f"warning: {message}\n"
 
 

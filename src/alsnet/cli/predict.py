@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="diagnose recordings: label and class probabilities per recording",
         description="Score each recording's 1-s windows with ALSNet and report the mean of the "
                     "window probabilities (calibrated with the model card's temperature) and the "
                     "label (P(als) >= 0.5, or the most probable class). Recordings of any length "
                     "and sampling rate are streamed in chunks and resampled to 23437.5 Hz. "
-                    "Exit status 0 when every file was scored, 1 when some failed. "
+                    "Exit status 0 when every file was scored, 1 when some failed, 3 when none could be. "
                     "Research software, not a medical device.")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="recording files (WFDB .hea, .npy, .csv, .wav, .edf) or folders of them")
@@ -22,7 +21,9 @@ def register(sub) -> None:
                    help="bundled model (als-vs-normal, three-class) or a saved .safetensors model "
                         "(default: %(default)s)")
     p.add_argument("--json", action="store_true",
-                   help="print a JSON list of {path, label, probabilities, n_windows, n_windows_used, error}")
+                   help="print a JSON list, one object per recording: {schema_version, path, label, "
+                        "probabilities, n_windows, n_windows_used, error, model: {name, task, weights_sha256}, "
+                        "backend}")
     p.add_argument("--backend", default="auto", metavar="NAME",
                    help="inference backend: auto (fastest faithful one here), torch (the plain "
                         "PyTorch module), onnx (the graph alsnet export writes, cached under the "
@@ -56,9 +57,12 @@ class _WindowBar:
 
 
 def run(args: argparse.Namespace) -> int:
+    from alsnet.cli.main import JSON_SCHEMA_VERSION, inputs_exit_code, print_json
+    from alsnet.data.io import NO_RECORDINGS
     from alsnet.diagnosis.predict import DISCLAIMER, Predictor
 
     predictor = Predictor(args.model, backend=args.backend, batch_size=args.batch, threads=args.threads)
+    provenance = predictor.describe()
     paths = _expand(args.paths)
     results = []
     files_bar = None
@@ -66,42 +70,52 @@ def run(args: argparse.Namespace) -> int:
         from tqdm.auto import tqdm
 
         files_bar = tqdm(total=len(paths), desc="recordings", unit="rec", file=sys.stderr)
-    for path in paths:
-        bar = _WindowBar(str(path)[-40:]) if sys.stderr.isatty() else None
-        r = predictor.predict(path, fs=args.fs, scale=args.scale, channel=args.channel, errors="return",
-                              progress=bar)
-        if bar:
-            bar.close()
+    for path, is_empty_folder in paths:
+        if is_empty_folder:
+            r = {"path": path, "label": None, "probabilities": None, "n_windows": None,
+                 "n_windows_used": None, "error": f"{path}: {NO_RECORDINGS}"}
+        else:
+            bar = _WindowBar(str(path)[-40:]) if sys.stderr.isatty() else None
+            r = predictor.predict(path, fs=args.fs, scale=args.scale, channel=args.channel, errors="return",
+                                  progress=bar)
+            if bar:
+                bar.close()
         if r["error"]:
             print(f"alsnet predict: error: {r['error']}", file=sys.stderr)
         elif not args.json:
             _print_result(r)
-        results.append(r)
+        results.append({"schema_version": JSON_SCHEMA_VERSION, **r, **provenance})
         if files_bar:
             files_bar.update()
     if files_bar:
         files_bar.close()
+    n_bad = sum(1 for r in results if r["error"])
     if args.json:
-        json.dump(results, sys.stdout, indent=1)
-        print()
+        print_json(results)
     else:
-        n_bad = sum(1 for r in results if r["error"])
         if n_bad:
             print(f"{n_bad} of {len(results)} recording(s) could not be scored (see the errors above)")
+        m = provenance["model"]
+        print(f"model {m['name']} ({m['task']}, weights sha256 {m['weights_sha256'][:12]}), "
+              f"backend {provenance['backend']}")
         print(f"[{DISCLAIMER}]")
-    return 1 if any(r["error"] for r in results) else 0
+    return inputs_exit_code(n_bad, len(results))
 
 
-def _expand(paths: list[str]) -> list[str]:
-    """Folders become the recordings found in them (one ``.hea`` per WFDB record)."""
+def _expand(paths: list[str]) -> list[tuple[str, bool]]:
+    """``(path, is_empty_folder)``: folders become the recordings found in them (one ``.hea``
+    per WFDB record); a folder with none stays, to be reported as a failed input."""
     from pathlib import Path
 
     from alsnet.data.io import find_recordings
 
     out = []
     for p in paths:
-        found = [str(f) for f in find_recordings(p)] if Path(p).is_dir() else [p]
-        out += found or [p]  # an empty folder is reported as a failed path
+        if Path(p).is_dir():
+            found = [(str(f), False) for f in find_recordings(p)]
+            out += found or [(p, True)]
+        else:
+            out.append((p, False))
     return out
 
 

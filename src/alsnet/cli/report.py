@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("report", help="HTML report (metrics with CIs, figures) of one or more runs",
                        description="Write a self-contained HTML report of run folders: per-run "
                                    "metrics at window/recording/subject level with subject-bootstrap "

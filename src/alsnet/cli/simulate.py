@@ -8,7 +8,7 @@ import sys
 CLASS_NAMES = ("als", "normal", "myopathy")
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "simulate", help="write synthetic needle-EMG recordings (N2001 WFDB records)",
         description="Simulate concentric-needle EMG of ALS, normal and myopathic biceps (motor-unit "

@@ -47,6 +47,8 @@ SUFFIXES = {".hea": "wfdb", ".dat": "wfdb", ".bin": "wfdb", ".npy": "npy", ".csv
             ".txt": "csv", ".wav": "wav", ".edf": "edf", ".bdf": "edf"}
 #: Files :func:`find_recordings` lists in a folder (one ``.hea`` per WFDB record).
 RECORDING_SUFFIXES = (".hea", ".npy", ".csv", ".wav", ".edf", ".bdf")
+#: What a folder without any of them is told.
+NO_RECORDINGS = f"no recordings found (alsnet reads {', '.join(RECORDING_SUFFIXES)} files)"
 
 
 class RecordingWarning(UserWarning):

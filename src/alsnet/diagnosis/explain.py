@@ -219,7 +219,7 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
-    return {"figure": str(out), "classes": classes, "target": pos, "n_windows": int(len(wins)),
+    return {**pred.describe(), "figure": str(out), "classes": classes, "target": pos, "n_windows": int(len(wins)),
             "n_windows_used": int(ok.sum()), "window_probabilities": proba.tolist(),
             "evidence": [[{"time_s": (starts[i] + e[0]) / MODEL_FS, "channel": e[1], "weight": e[2]}
                           for e in tops[i]] for i in range(len(wins))]}

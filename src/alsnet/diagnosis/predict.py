@@ -32,9 +32,10 @@ from alsnet.data.windows import (
     resampled_length,
 )
 from alsnet.errors import AlsnetError, InputError
+from alsnet.files import sha256_file
 from alsnet.model.checkpoint import LoadedModel
 from alsnet.model.outputs import probabilities
-from alsnet.model.pretrained import DEFAULT_MODEL, resolve_model
+from alsnet.model.pretrained import BUNDLED, DEFAULT_MODEL, resolve_model
 
 if TYPE_CHECKING:
     import torch
@@ -126,6 +127,17 @@ class WindowScores:
     n_windows: int            # windows the recording holds, used or not
 
 
+def bundled_or_path(model: str | os.PathLike | LoadedModel, loaded: LoadedModel) -> str:
+    """The model as a user named it: a bundled name, or the weights file."""
+    return model if isinstance(model, str) and model in BUNDLED else loaded.path
+
+
+def model_identity(loaded: LoadedModel, name: str | os.PathLike) -> dict:
+    """``{"name", "task", "weights_sha256"}`` of a loaded model, as machine-readable output names it."""
+    sha = loaded.card.get("weights_sha256") or sha256_file(loaded.path)
+    return {"name": os.fspath(name), "task": loaded.card["task"], "weights_sha256": sha}
+
+
 class Predictor:
     """A loaded model and inference engine that score many recordings.
 
@@ -149,12 +161,17 @@ class Predictor:
         if int(batch_size) < 1:
             raise AlsnetError(f"batch size must be at least 1, got {batch_size}")
         self.loaded = resolve_model(model)
+        self.model_name = bundled_or_path(model, self.loaded)
         self.task = get_task(self.loaded.card["task"])
         self.classes = tuple(self.loaded.classes)
         self.temperature = self.loaded.temperature
         self.engine = make_engine(self.loaded.model, backend, threads)
         self.batch_size = int(batch_size)
         self.chunk_windows = int(chunk_windows)
+
+    def describe(self) -> dict:
+        """What produced the scores: ``{"model": {"name", "task", "weights_sha256"}, "backend"}``."""
+        return {"model": model_identity(self.loaded, self.model_name), "backend": self.engine.name}
 
     def window_scores(self, source: Source,
                       progress: Callable[[int, int], None] | None = None) -> WindowScores:
@@ -242,5 +259,5 @@ def predict(path_or_array: str | os.PathLike | np.ndarray, fs: float | None = No
 
 
 __all__ = ["DISCLAIMER", "Predictor", "WindowScores", "count_windows", "iter_window_chunks",
-           "make_engine", "open_source", "predict"]
+           "make_engine", "model_identity", "open_source", "predict"]
 
