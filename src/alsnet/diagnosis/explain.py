@@ -134,11 +134,10 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
     if not ok.any():
         raise AlsnetError(f"all {len(ok)} window(s) examined contain invalid samples", source.path)
     proba = np.full((len(wins), len(classes)), np.nan)
-    from alsnet.model.outputs import probabilities
 
     for b in range(0, int(ok.sum()), pred.batch_size):
         idx = np.flatnonzero(ok)[b:b + pred.batch_size]
-        proba[idx] = probabilities(pred.engine.logits(wins[idx]), pred.temperature)
+        proba[idx] = pred.calibrator.apply(pred.engine.logits(wins[idx]))
     mean = np.nanmean(proba, axis=0)
     pos = classes[1] if pred.task.binary else target or pred.decide(mean)
     ev_ok = evidence(pred.loaded.model, wins[ok], target=0 if pred.task.binary else classes.index(pos))

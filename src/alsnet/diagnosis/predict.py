@@ -32,9 +32,9 @@ from alsnet.data.windows import (
     resampled_length,
 )
 from alsnet.errors import AlsnetError, InputError
+from alsnet.evaluation.decision import DecisionRule
 from alsnet.files import sha256_file
 from alsnet.model.checkpoint import LoadedModel
-from alsnet.model.outputs import probabilities
 from alsnet.model.pretrained import BUNDLED, DEFAULT_MODEL, resolve_model
 
 if TYPE_CHECKING:
@@ -165,6 +165,9 @@ class Predictor:
         self.task = get_task(self.loaded.card["task"])
         self.classes = tuple(self.loaded.classes)
         self.temperature = self.loaded.temperature
+        # the calibration and decision rule evaluation scored with (alsnet.evaluation.decision)
+        self.calibrator = self.loaded.calibrator
+        self.rule = DecisionRule.from_dict(self.loaded.card.get("decision_rule"))
         self.engine = make_engine(self.loaded.model, backend, threads)
         self.batch_size = int(batch_size)
         self.chunk_windows = int(chunk_windows)
@@ -186,7 +189,7 @@ class Predictor:
             st, win = st[ok], win[ok]
             for b in range(0, len(win), self.batch_size):
                 z = self.engine.logits(win[b:b + self.batch_size])
-                probas.append(probabilities(z, self.temperature))
+                probas.append(self.calibrator.apply(z))
             starts.append(st)
             if progress:
                 progress(n_windows, total)
@@ -196,10 +199,8 @@ class Predictor:
         return WindowScores(np.concatenate(starts), np.concatenate(probas), n_windows)
 
     def decide(self, proba: np.ndarray) -> str:
-        """Label of a recording-level probability vector."""
-        if self.task.binary:
-            return self.classes[1] if proba[1] >= 0.5 else self.classes[0]
-        return self.classes[int(np.argmax(proba))]
+        """Label of a recording-level probability vector, by the model's one decision rule."""
+        return self.classes[int(self.rule.decide(np.asarray(proba, dtype=float)[None])[0])]
 
     def predict(self, path_or_array: str | os.PathLike | np.ndarray, fs: float | None = None,
                 scale: float | None = None, channel: int | None = None, errors: str = "raise",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,7 @@ from alsnet.data.windows import window_settings
 from alsnet.errors import CheckpointError
 from alsnet.files import atomic_write_bytes, atomic_write_text, sha256_file
 from alsnet.model.network import ALSNet
+from alsnet.model.outputs import Calibrator
 
 CARD_VERSION = 1
 
@@ -39,6 +41,11 @@ class LoadedModel:
     @property
     def temperature(self) -> float:
         return float(self.card.get("calibration", {}).get("temperature", 1.0))
+
+    @property
+    def calibrator(self) -> Calibrator:
+        """The card's map from logits to the probabilities evaluation scored and ``predict`` reports."""
+        return Calibrator.from_dict(self.card.get("calibration"))
 
 
 def _stem(path: str | os.PathLike) -> Path:
@@ -134,6 +141,13 @@ def load_model(path: str | os.PathLike, *, check_digest: bool = True) -> LoadedM
     temp = calib.get("temperature", 1.0) if isinstance(calib, dict) else None
     if not isinstance(temp, (int, float)) or isinstance(temp, bool) or not 0 < temp < float("inf"):
         raise CheckpointError(f"calibration {calib!r} lacks a positive temperature", card_path)
+    if isinstance(calib, dict) and ("scale" in calib or "bias" in calib):
+        k = task.n_outputs
+        for key in ("scale", "bias"):
+            v = calib.get(key)
+            if not (isinstance(v, list) and len(v) == k and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                                 and math.isfinite(x) for x in v)):
+                raise CheckpointError(f"calibration {key} must be {k} finite number(s), got {v!r}", card_path)
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:

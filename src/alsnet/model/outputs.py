@@ -4,10 +4,12 @@ A binary model has one logit ``z`` (for ``task.classes[1]``) and gives ``[1 - p,
 ``p = sigmoid(z / T)``; a k-class model has k logits and gives ``softmax(z / T)``. ``T`` is
 the temperature of the model's calibration (1 when uncalibrated). Every path that turns
 logits into probabilities (evaluation, ``predict``, ``explain``, ONNX parity) calls
-:func:`probabilities`.
+:func:`probabilities`, through the model card's :class:`Calibrator` where there is one.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit, softmax
@@ -38,4 +40,40 @@ def probabilities(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     return softmax(z / temperature, axis=1)
 
 
-__all__ = ["as_logits", "probabilities"]
+@dataclass(frozen=True)
+class Calibrator:
+    """A map from logits to calibrated probabilities: ``probabilities(scale * z + bias)``.
+
+    ``none``: scale 1, bias 0. ``temperature``: scale ``1 / T``, bias 0 (Guo et al., 2017).
+    ``affine``: a scale and a bias per logit, Platt scaling for a binary model (Platt, 1999)
+    and vector scaling for a multi-class one (Guo et al., 2017); the bias is what corrects the
+    prior shift of a class-weighted model, which no temperature can.
+    """
+
+    method: str = "none"
+    scale: tuple[float, ...] = (1.0,)
+    bias: tuple[float, ...] = (0.0,)
+
+    def apply(self, logits: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities ``(n, n_classes)`` of ``logits`` ``(n,)``, ``(n, 1)`` or ``(n, k)``."""
+        z, binary = as_logits(logits)
+        s, b = np.asarray(self.scale, float), np.asarray(self.bias, float)
+        zc = z * s[0] + b[0] if binary else z * s[None, :] + b[None, :]
+        return probabilities(zc, 1.0)
+
+    def to_dict(self) -> dict:
+        return {"method": self.method, "scale": list(self.scale), "bias": list(self.bias)}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> Calibrator:
+        """From a card's ``calibration`` entry; an old card holding only ``temperature`` works too."""
+        if not d:
+            return cls()
+        if "scale" not in d:
+            t = float(d.get("temperature", 1.0))
+            return cls("temperature" if t != 1.0 else "none", (1.0 / t,), (0.0,))
+        return cls(str(d.get("method", "affine")), tuple(float(v) for v in d["scale"]),
+                   tuple(float(v) for v in d["bias"]))
+
+
+__all__ = ["Calibrator", "as_logits", "probabilities"]

@@ -166,7 +166,9 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     val_logits, _ = score_windows(model, ws.x[fold.val], backend=eval_backend)
     calib = fit_calibration(val_logits, ws.y[fold.val])
     if score_test:
-        logits, proba = score_windows(model, ws.x[fold.test], backend=eval_backend)
+        # the probabilities the saved model's card gives (its temperature): what `predict` reports
+        logits, proba = score_windows(model, ws.x[fold.test], backend=eval_backend,
+                                      temperature=calib["temperature"])
     else:
         logits = np.zeros((0, model.n_outputs), np.float32)
     save_model(fold_dir / "model", model, {
