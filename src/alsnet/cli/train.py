@@ -29,7 +29,7 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
     d.add_argument("--precision", default="32-true", help="32-true (default) or bf16-mixed")
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train and evaluate ALSNet or a baseline under a protocol",
                        description="Train and evaluate a model; writes config, weights, per-epoch log, "
                                    "predictions, metrics and figures into --out RUN_DIR.")
@@ -66,11 +66,13 @@ def register(sub) -> None:
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its checkpoints")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true",
+                   help="print the metrics summary (window / recording / subject, with intervals) as JSON")
     add_training_options(p)
     p.set_defaults(func=run)
 
 
-def experiment_from_args(args) -> Experiment:
+def experiment_from_args(args: argparse.Namespace) -> Experiment:
     from alsnet.errors import AlsnetError
     from alsnet.training.experiment import Experiment
     from alsnet.training.recipe import Recipe, cli_options
@@ -88,7 +90,7 @@ def experiment_from_args(args) -> Experiment:
                       trainer=trainer)
 
 
-def nested_from_args(args) -> NestedExperiment:
+def nested_from_args(args: argparse.Namespace) -> NestedExperiment:
     from alsnet.training.nested import NestedExperiment
 
     exp = experiment_from_args(args)
@@ -121,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
         from alsnet.reporting.figures import write_run_figures
 
         write_run_figures(exp.out)
+    if args.json:
+        from alsnet.cli.main import JSON_SCHEMA_VERSION, print_json
+
+        # None when the run trained only some folds (--fold): no metrics over all of them yet
+        print_json({"schema_version": JSON_SCHEMA_VERSION, "run_dir": str(exp.out), "metrics": metrics})
+    elif metrics is not None:
         print_metrics(metrics, exp.out)
     return 0
 
