@@ -1,14 +1,19 @@
-"""Bundled models: they load (SHA-256 checked), their cards say what the issue asks, and
-they score a recording from a fresh install."""
+"""Bundled models: their cards agree with their weights, their recipe and the real data, and
+they score a recording as their network and calibration temperature say."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import shlex
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from alsnet.data.io import parse_n2001_name
 from alsnet.data.labels import get_task
 from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
 from alsnet.model.pretrained import BUNDLED, list_models, resolve_model
@@ -21,42 +26,91 @@ def _stem_or_skip(name):
     return Path(info["path"]).with_suffix("")
 
 
+def _card(name: str) -> dict:
+    return json.loads(_stem_or_skip(name).with_suffix(".json").read_text())
+
+
 @pytest.mark.parametrize("name", list(BUNDLED))
-def test_bundled_model_card_states_data_protocol_metrics_use_and_limits(name):
-    stem = _stem_or_skip(name)
-    card = json.loads(stem.with_suffix(".json").read_text())
+def test_bundled_model_card_matches_its_task_window_and_weights(name):
+    stem, card = _stem_or_skip(name), _card(name)
     task = get_task(BUNDLED[name]["task"])
-    assert card["task"] == task.name
-    assert list(card["classes"]) == list(task.classes)
-    assert card["window"]["window_samples"] == WINDOW_SAMPLES and card["window"]["model_fs"] == MODEL_FS
-    assert "N2001" in card["training_data"]["dataset"]
-    assert len(card["training_data"]["subjects"]) >= 14
-    ev = card["evaluation"]
-    assert ev is not None and ev["protocol"] in ("loso", "group-kfold")
-    for level in ("window", "recording", "subject"):
-        assert set(ev[level]["ci"]) >= {"balanced_accuracy", "roc_auc"}
-    assert "not a medical device" in card["intended_use"].lower()
-    text = " ".join(card["limitations"]).lower()
-    assert "biceps" in text and "age" in text and "one centre" in text
-    assert card["rebuild"].startswith("python scripts/build_pretrained.py")
-    # the card's subject-wise metrics come from a run of the recipe this model was built with
-    assert ev["deviations"] == card["deviations"]
-    assert 0.05 < card["calibration"]["temperature"] < 20
+    assert (card["task"], list(card["classes"])) == (task.name, list(task.classes))
+    assert card["window"] == {"model_fs": MODEL_FS, "window_seconds": 1.0, "window_samples": WINDOW_SAMPLES}
+    weights = stem.with_suffix(".safetensors")
+    assert card["weights_file"] == weights.name
+    assert card["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
 @pytest.mark.parametrize("name", list(BUNDLED))
-def test_bundled_model_loads_with_its_digest_and_scores_a_recording(name, tmp_path):
+def test_bundled_model_card_evaluation_is_a_subject_wise_run_over_its_training_subjects(name):
+    card = _card(name)
+    ev, subjects = card["evaluation"], card["training_data"]["subjects"]
+    assert ev["protocol"] == "loso" and ev["subject"]["n"] == len(subjects)
+    assert ev["deviations"] == card["deviations"]  # metrics of the recipe this model was built with
+    for level in ("window", "recording", "subject"):
+        for metric in ("balanced_accuracy", "roc_auc"):
+            lo, hi = ev[level]["ci"][metric]
+            if ev[level].get(metric) is not None:
+                assert lo <= ev[level][metric] <= hi, (level, metric)
+    assert ev["window"]["n"] >= ev["recording"]["n"] >= ev["subject"]["n"]
+    train, val = card["training_data"]["train_subjects"], card["training_data"]["validation_subjects"]
+    assert sorted(train + val) == sorted(subjects) and not set(train) & set(val)
+
+
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_model_rebuild_command_is_the_recipe_on_its_card(name):
+    """The card's one-line rebuild must reproduce the recipe it records, flag by flag."""
+    card = _card(name)
+    argv = shlex.split(card["rebuild"])
+    assert argv[:2] == ["python", "scripts/build_pretrained.py"]
+    flags = dict(zip(argv[2::2], argv[3::2]))
+    recipe = card["recipe"]
+    assert flags["--task"] == card["task"] and int(flags["--seed"]) == card["seed"]
+    assert int(flags["--max-epochs"]) == recipe["max_epochs"]
+    assert float(flags["--train-crop"]) == recipe["train_crop"]
+    assert flags.get("--class-weight") == recipe.get("class_weight")  # older cards: no entry, unweighted
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_model_card_subjects_and_stated_limits_match_the_real_data(name, real_data_dir):
+    """Subjects = every N2001 subject of the task's classes; the stated subject counts and age
+    ranges hold for the records' own headers."""
+    card, task = _card(name), get_task(BUNDLED[name]["task"])
+    subjects, ages = defaultdict(set), defaultdict(set)
+    for hea in Path(real_data_dir).glob("*.hea"):
+        parsed = parse_n2001_name(hea.stem)
+        subjects[parsed["label"]].add(parsed["subject"])
+        ages[parsed["label"]].add(int(re.search(r"^#age:\s*(\d+)", hea.read_text(), re.M)[1]))
+    want = sorted(s for c in task.classes for s in subjects[c])
+    assert card["training_data"]["subjects"] == want
+    text = " ".join(card["limitations"])
+    counts = re.search(r"(\d+) ALS, (\d+) controls, (\d+) myopathy", text)
+    assert tuple(map(int, counts.groups())) == tuple(len(subjects[c]) for c in ("als", "normal", "myopathy"))
+    for cls, word in (("als", "ALS"), ("normal", "controls")):
+        lo, hi = map(int, re.search(rf"{word} (\d+)-(\d+)", text).groups())
+        assert lo <= min(ages[cls]) and max(ages[cls]) <= hi, (cls, sorted(ages[cls]))
+    assert "not a medical device" in card["intended_use"].lower()
+
+
+@pytest.mark.parametrize("name", list(BUNDLED))
+def test_bundled_model_scores_a_recording_as_its_network_and_temperature_say(name):
     _stem_or_skip(name)
+    import torch
+
     from alsnet import predict
+    from alsnet.model.outputs import probabilities
 
     loaded = resolve_model(name)
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(3 * WINDOW_SAMPLES) * 50).astype(np.float32)
     out = predict(x, fs=MODEL_FS, model=name)
     assert out["error"] is None and out["n_windows"] == 3
-    probs = out["probabilities"]
-    assert set(probs) == set(loaded.card["classes"])
-    assert abs(sum(probs.values()) - 1) < 1e-6 and all(0 <= p <= 1 for p in probs.values())
+    with torch.no_grad():  # the plain network, window by window, with the card's temperature
+        z = loaded.model(torch.from_numpy(x.reshape(3, 1, WINDOW_SAMPLES))).numpy()
+    expected = probabilities(z, loaded.temperature).mean(axis=0)
+    assert list(out["probabilities"]) == list(loaded.card["classes"])
+    np.testing.assert_allclose(list(out["probabilities"].values()), expected, atol=1e-4)
 
 
 def test_a_tampered_bundled_model_is_refused(tmp_path):
