@@ -13,7 +13,8 @@ instruction set, the torch version and a digest of the sources and flags, with a
 ``manifest.json`` recording those and the SHA-256 of the library. A library is opened only
 when its manifest matches this machine, this torch and these sources and its bytes match
 the digest: a truncated, foreign or half-written build is deleted and rebuilt (under a
-lock, so concurrent processes build once), never loaded. Without a compiler or on a CPU
+lock, so concurrent processes build once), never loaded; object files that the manifest
+vouches for are kept, so a damaged library alone is relinked in seconds. Without a compiler or on a CPU
 with neither instruction set, one warning names the slower plain-PyTorch path used instead.
 
 ``python -m alsnet.engine.kernels`` builds (or checks) the library now and says which.
@@ -173,6 +174,25 @@ def _compiler_problem() -> str | None:
     return None
 
 
+def _clear(folder: Path, isa: str) -> None:
+    """Make ``folder`` ready for a rebuild: the library and manifest go; the object files
+    stay only if the manifest is this build's and vouches for every one (a damaged library
+    is then relinked in seconds), else everything goes."""
+    try:
+        man = json.loads((folder / "manifest.json").read_text())
+        objects = man.get("objects") or {}
+        keep = (all(man.get(k) == v for k, v in expected_manifest(isa).items()) and bool(objects)
+                and all(sha256_file(folder / n) == d for n, d in objects.items()))
+    except (OSError, ValueError, AttributeError):
+        keep = False
+    if keep:
+        for name in (expected_manifest(isa)["library"], "manifest.json"):
+            (folder / name).unlink(missing_ok=True)
+    else:
+        shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def _build(folder: Path, isa: str) -> None:
     """Compile into an emptied ``folder`` (loading the result) and record its manifest."""
     from torch.utils.cpp_extension import load
@@ -180,15 +200,20 @@ def _build(folder: Path, isa: str) -> None:
     problem = _compiler_problem()
     if problem:
         raise RuntimeError(problem)
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    _clear(folder, isa)
     print(f"alsnet: building the C++ kernels ({isa}) in {folder}, once per machine (about a minute)",
           file=sys.stderr, flush=True)
     man = expected_manifest(isa)
     load(man["library"][:-3], [str(CSRC / s) for s in SOURCES], extra_cflags=list(man["flags"]),
          extra_ldflags=["-fopenmp"], build_directory=str(folder), is_python_module=False, verbose=False)
     man["library_sha256"] = sha256_file(folder / man["library"])
+    man["objects"] = {o.name: sha256_file(o) for o in sorted(folder.glob("*.o"))}
     atomic_write_text(folder / "manifest.json", json.dumps(man, indent=1) + "\n")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return (text.splitlines()[0] if text else type(e).__name__)[:300]
 
 
 def _load(isa: str) -> None:
@@ -199,7 +224,12 @@ def _load(isa: str) -> None:
             torch.ops.load_library(str(folder / expected_manifest(isa)["library"]))
         else:
             _state["rebuilt_because"] = reason
-            _build(folder, isa)
+            try:
+                _build(folder, isa)
+            except Exception as e:
+                if reason == "no manifest":  # nothing was cached: just the build's own error
+                    raise
+                raise RuntimeError(f"cached build refused ({reason}); rebuilding failed: {_first_line(e)}") from e
     if torch.ops.alsnet.abi_version() != ABI or torch.ops.alsnet.isa() != isa:
         raise RuntimeError(f"the loaded library is ABI {torch.ops.alsnet.abi_version()} / "
                            f"{torch.ops.alsnet.isa()}, expected {ABI} / {isa}")
@@ -223,8 +253,7 @@ def ensure() -> str | None:
             _load(isa)
             _state["isa"] = isa
         except Exception as e:  # a failed build: the slower path, said once
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            _state["error"] = f"{type(e).__name__}: {first}"[:300]
+            _state["error"] = _first_line(e)
     if _state["isa"] is None and not _state["error"].startswith("disabled"):
         warnings.warn(f"alsnet C++ kernels unavailable ({_state['error']}); using the slower {SLOWER_PATH}",
                       RuntimeWarning, stacklevel=3)
