@@ -262,3 +262,24 @@ def test_predict_on_a_real_n2001_record(predictor, real_data_dir):
     assert r["error"] is None and r["label"] in ("als", "normal")
     assert sum(r["probabilities"].values()) == pytest.approx(1.0)
     assert r["n_windows"] == 11 and r["n_windows_used"] >= 1
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("record", ["N2001A01BB01", "N2001A03BB55"])
+def test_a_real_record_streams_the_windows_training_cuts(predictor, real_data_dir, monkeypatch, record):
+    """Streamed windows of real N2001 records (one with 13405 invalid samples) = the windows
+    make_windows cuts from read_recording, the path training takes; scores follow."""
+    from alsnet.data.io import read_recording
+
+    hea = Path(real_data_dir) / f"{record}.hea"
+    ref = make_windows(read_recording(hea).signal)
+    with open_source(hea) as src:
+        got = np.concatenate([w for _, w in iter_window_chunks(src, chunk_windows=4)])
+    keep = np.isfinite(got).all(axis=1)
+    assert len(got) == ref.n_windows == 11 and int((~keep).sum()) == ref.n_dropped
+    np.testing.assert_array_equal(got[keep], ref.windows)
+    monkeypatch.setattr(predictor, "engine", CheapEngine())
+    streamed = predictor.predict(hea)
+    p_ref = 1 / (1 + np.exp(-CheapEngine().logits(ref.windows)[:, 0] / predictor.temperature))
+    assert streamed["n_windows_used"] == 11 - ref.n_dropped
+    assert streamed["probabilities"]["als"] == pytest.approx(p_ref.mean(), abs=1e-7)
