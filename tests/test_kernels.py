@@ -200,3 +200,15 @@ def test_a_rebuild_keeps_only_object_files_the_manifest_vouches_for(tmp_path):
     (folder / "winograd.o").write_bytes(b"\0" * 100)    # one damaged object: everything goes
     kernels._clear(folder, ISA)
     assert list(folder.iterdir()) == []
+
+
+def test_runs_and_cards_are_told_which_backend_computes_them(monkeypatch):
+    from alsnet.engine.backends import describe
+
+    if ISA:
+        assert describe("auto", True) == {"inference": f"winograd-{ISA}", "training_step": f"fast-{ISA}",
+                                          "kernels": ISA}
+        assert describe("folded", False) == {"inference": "folded", "training_step": "eager", "kernels": ISA}
+    monkeypatch.setattr(kernels, "_state", {"isa": None, "error": "no C++ compiler"})
+    assert describe("auto", True) == {"inference": "folded", "training_step": "eager", "kernels": None,
+                                      "kernels_unavailable": "no C++ compiler"}

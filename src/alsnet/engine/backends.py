@@ -280,6 +280,31 @@ def _make(name: str, model: ALSNet, threads: int | None):
     raise AlsnetError(f"unknown backend {name!r}; choose from auto, {', '.join(BACKENDS)}")
 
 
+def resolve(backend: str) -> str:
+    """The backend ``"auto"`` stands for here (others unchanged)."""
+    if backend == "auto":
+        return next(b for b in AUTO_ORDER if b in ("folded", "eager") or _kernels_ok())
+    return backend
+
+
+def describe(backend: str = "auto", fast_training: bool = True) -> dict:
+    """What computes a run here, for its config and model cards.
+
+    ``inference``: the engine :class:`InferenceEngine` ``(model, backend)`` would run
+    (``"winograd-avx512"``); ``training_step``: ``"fast-<isa>"`` for :func:`train_forward`
+    on the kernels, else ``"eager"``; ``kernels``: the instruction set of the C++ kernels or
+    ``None``, with ``kernels_unavailable`` saying why.
+    """
+    from alsnet.engine import kernels
+
+    isa = kernels.ensure()
+    out = {"inference": backend_name(resolve(backend)),
+           "training_step": f"fast-{isa}" if fast_training and isa else "eager", "kernels": isa}
+    if isa is None:
+        out["kernels_unavailable"] = kernels.error()
+    return out
+
+
 def backend_name(backend: str) -> str:
     """What runs for ``backend``: the kernel backends carry their build (``"winograd-avx2"``)."""
     if backend in WINOGRAD_M:
@@ -308,8 +333,7 @@ class InferenceEngine:
             raise AlsnetError(f"InferenceEngine needs an ALSNet, got {type(model).__name__}")
         set_threads(threads)
         self.n_outputs = model.n_outputs
-        if backend == "auto":
-            backend = next(b for b in AUTO_ORDER if b in ("folded", "eager") or _kernels_ok())
+        backend = resolve(backend)
         self.backend = backend
         self._run = _make(backend, model, threads)
         self.name = backend_name(backend)
@@ -347,5 +371,5 @@ def train_forward(model: ALSNet, x: torch.Tensor) -> torch.Tensor:
     return fast_forward(model, x)
 
 
-__all__ = ["InferenceEngine", "available_backends", "backend_name", "set_threads", "train_forward", "BACKENDS",
-           "FAITHFUL", "AUTO_ORDER"]
+__all__ = ["InferenceEngine", "available_backends", "backend_name", "describe", "resolve", "set_threads",
+           "train_forward", "BACKENDS", "FAITHFUL", "AUTO_ORDER"]

@@ -57,6 +57,13 @@ class Experiment:
         return cls(recipe=Recipe(**r), **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
+def _backend(exp: Experiment) -> dict:
+    """What computes this run's training steps and evaluation (kernels and their build)."""
+    from alsnet.engine.backends import describe as describe_backend
+
+    return describe_backend(exp.eval_backend, exp.recipe.fast)
+
+
 def _say(msg: str) -> None:
     if is_rank_zero():
         print(msg, file=sys.stderr, flush=True)
@@ -90,7 +97,8 @@ def run(exp: Experiment, *, force: bool = False, resume: bool = False, progress:
               "n_windows": len(ws), "n_windows_dropped": ws.n_dropped,
               "windows_per_class": {c: int((ws.y == k).sum()) for k, c in enumerate(task.classes)},
               "subjects": sorted(set(ws.subject)), "deviations": exp.recipe.deviations()
-              if exp.model == "alsnet" else [], "versions": versions()}
+              if exp.model == "alsnet" else [], "versions": versions(),
+              "backend": _backend(exp) if exp.model == "alsnet" else None}
     if is_rank_zero() and not resume:
         write_json(run_dir / "config.json", config)
     _say(f"{len(ws)} windows ({ws.n_dropped} dropped for invalid samples) from "

@@ -136,6 +136,8 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+    from alsnet.engine.backends import describe as describe_backend
+
     quiet_lightning()
     fold_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
@@ -174,7 +176,8 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     save_model(fold_dir / "model", model, {
         "task": task.name, "calibration": calib,
         "best_epoch": _best_epoch(history.rows), "best_val_loss": float(best.best_model_score)
-        if best.best_model_score is not None else None, **(card or {})})
+        if best.best_model_score is not None else None,
+        "backend": describe_backend(eval_backend, recipe.fast), **(card or {})})
     np.savez_compressed(fold_dir / "calibration.npz", val_logits=val_logits, val_y=ws.y[fold.val],
                         test_logits=logits, test_y=ws.y[fold.test], temperature=calib["temperature"])
     return predictions_frame(ws, fold.test, proba, task, fold.name) if score_test else None
