@@ -17,8 +17,8 @@ from alsnet.errors import AlsnetError, InputError
 from alsnet.model.checkpoint import save_model
 from alsnet.model.network import ALSNet
 
-FIELDS = {"schema_version", "path", "label", "probabilities", "n_windows", "n_windows_used", "error", "model",
-          "backend"}
+FIELDS = {"schema_version", "path", "label", "probabilities", "n_windows", "n_windows_used", "windows", "warnings",
+          "error", "model", "backend"}
 
 
 def emg(seconds: float, fs: float, seed: int = 0) -> np.ndarray:

@@ -89,3 +89,38 @@ def test_unknown_policy_is_a_one_line_error():
     assert check_policy("drop") == "drop"
     with pytest.raises(AlsnetError, match="unknown quality-control policy 'skip'; choose from flag, drop"):
         check_policy("skip")
+
+
+def test_predict_lists_each_windows_reasons_and_drop_leaves_flagged_windows_out(tmp_path, capsys):
+    import json
+
+    from alsnet.cli.main import main
+
+    rng = np.random.default_rng(3)
+    x = simulate_recording("normal", draw_subject("normal", rng), duration_s=11.0, fs=MODEL_FS, rng=rng)
+    w = _inject(x[:11 * WINDOW_SAMPLES].reshape(11, WINDOW_SAMPLES).astype(np.float64))
+    p = tmp_path / "spoilt.npy"
+    np.save(p, w.reshape(-1).astype(np.float32))
+    assert main(["predict", str(p), "--fs", str(MODEL_FS), "--backend", "torch", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)
+    assert [win["qc"] for win in row["windows"]] == EXPECTED
+    assert [win["index"] for win in row["windows"]] == list(range(11))
+    assert row["windows"][3]["start_s"] == pytest.approx(3 * WINDOW_SAMPLES / MODEL_FS)
+    assert row["windows"][9]["probabilities"] is None and row["n_windows_used"] == 10   # the gap: not scored
+    assert set(row["windows"][4]["probabilities"]) == {"normal", "als"}
+    assert main(["predict", str(p), "--fs", str(MODEL_FS), "--backend", "torch", "--qc", "drop", "--json"]) == 0
+    (dropped,) = json.loads(capsys.readouterr().out)
+    assert dropped["n_windows_used"] == 6 and dropped["windows"][4]["probabilities"] is None
+    assert main(["predict", str(p), "--fs", str(MODEL_FS), "--backend", "torch"]) == 0
+    out = capsys.readouterr().out
+    assert "quality: 5 of 11 windows flagged: clipping 1, baseline 1, flat 1, mains 1, invalid 1; windows 2 " \
+           "(clipping), 4 (baseline), 6 (flat), 8 (mains), 9 (invalid)" in out
+
+
+def test_an_unknown_qc_policy_on_the_command_line_is_a_usage_error(tmp_path, capsys):
+    from alsnet.cli.main import main
+
+    p = tmp_path / "x.npy"
+    np.save(p, np.zeros(WINDOW_SAMPLES, np.float32))
+    assert main(["predict", str(p), "--fs", str(MODEL_FS), "--qc", "skip"]) == 2
+    assert capsys.readouterr().err.strip() == "alsnet predict: error: --qc 'skip': choose from flag, drop"

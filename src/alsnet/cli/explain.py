@@ -49,5 +49,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {s['figure']} ({s['n_windows_used']} of {s['n_windows']} windows explained, "
               f"evidence for {s['target']})")
+        if any(s["qc"]):
+            from alsnet.diagnosis.qc import describe_flags
+
+            which = ", ".join(f"{i} ({'+'.join(q)})" for i, q in enumerate(s["qc"]) if q)
+            print(f"quality: {describe_flags(s['qc'])}; windows {which} (shaded in the figure)")
         print(f"[{DISCLAIMER}]")
     return 0

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from alsnet.diagnosis.predict import Predictor
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: %(default)s)")
     p.add_argument("--json", action="store_true",
                    help="print a JSON list, one object per recording: {schema_version, path, label, "
-                        "probabilities, n_windows, n_windows_used, error, model: {name, task, weights_sha256}, "
-                        "backend}")
+                        "probabilities, n_windows, n_windows_used, windows: [{index, start_s, probabilities, qc}], "
+                        "warnings, error, model: {name, task, weights_sha256}, backend}")
     p.add_argument("--backend", default="auto", metavar="NAME",
                    help="inference backend: auto (fastest faithful one here), torch (the plain "
                         "PyTorch module), onnx (the graph alsnet export writes, cached under the "
@@ -36,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=8, metavar="N",
                    help="windows per forward pass (about 25 MB each; default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for inference")
+    p.add_argument("--qc", default=None, metavar="flag|drop",
+                   help="windows flagged by quality control (clipping, baseline, flat, mains, invalid): "
+                        "flag lists them and still scores them, drop leaves them out of the recording's "
+                        "mean (default: flag, chosen by measurement, docs/clinical.md)")
+    p.add_argument("--report", default=None, metavar="OUT.html",
+                   help="write a self-contained HTML report of the recording (trace, quality flags, window "
+                        "probabilities, evidence, MUAPs, model card); with several recordings, a folder "
+                        "that gets one RECORD.html each")
     p.set_defaults(func=run)
 
 
@@ -60,8 +72,13 @@ def run(args: argparse.Namespace) -> int:
     from alsnet.cli.main import JSON_SCHEMA_VERSION, inputs_exit_code, print_json
     from alsnet.data.io import NO_RECORDINGS
     from alsnet.diagnosis.predict import DISCLAIMER, Predictor
+    from alsnet.diagnosis.qc import DEFAULT_QC_POLICY, QC_POLICIES
+    from alsnet.errors import UsageError
 
-    predictor = Predictor(args.model, backend=args.backend, batch_size=args.batch, threads=args.threads)
+    if args.qc is not None and args.qc not in QC_POLICIES:
+        raise UsageError(f"--qc {args.qc!r}: choose from {', '.join(QC_POLICIES)}")
+    predictor = Predictor(args.model, backend=args.backend, batch_size=args.batch, threads=args.threads,
+                          qc=args.qc or DEFAULT_QC_POLICY)
     provenance = predictor.describe()
     paths = _expand(args.paths)
     results = []
@@ -80,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
                                   progress=bar)
             if bar:
                 bar.close()
+        if not r["error"] and args.report:
+            r = _write_report(predictor, r, args, many=len(paths) > 1)
         if r["error"]:
             print(f"alsnet predict: error: {r['error']}", file=sys.stderr)
         elif not args.json:
@@ -123,4 +142,32 @@ def _print_result(r: dict) -> None:
     probs = "  ".join(f"P({c})={p:.3f}" for c, p in r["probabilities"].items())
     dropped = r["n_windows"] - r["n_windows_used"]
     print(f"{r['path']}: {r['label']}  {probs}  "
-          f"({r['n_windows_used']} windows used, {dropped} dropped for invalid samples)")
+          f"({r['n_windows_used']} windows used, {dropped} dropped)")
+    from alsnet.diagnosis.qc import describe_flags
+
+    qc = [w["qc"] for w in r["windows"]]
+    if any(qc):
+        which = ", ".join(f"{w['index']} ({'+'.join(w['qc'])})" for w in r["windows"] if w["qc"])
+        print(f"  quality: {describe_flags(qc)}; windows {which}")
+    if r["warnings"]:
+        print(f"  warning: outside the model's training domain: {'; '.join(r['warnings'])}")
+    if r.get("report"):
+        print(f"  report: {r['report']}")
+
+
+def _write_report(predictor: Predictor, r: dict, args: argparse.Namespace, many: bool) -> dict:
+    """Write the recording's HTML report; a failure is the recording's error, not the run's."""
+    from pathlib import Path
+
+    from alsnet.errors import AlsnetError
+    from alsnet.reporting.recording import write_recording_report
+
+    out = Path(args.report)
+    if many or out.is_dir():
+        out = out / f"{Path(r['path']).stem}.html"
+    try:
+        path = write_recording_report(r["path"], out, predictor=predictor, result=r, fs=args.fs,
+                                      scale=args.scale, channel=args.channel)
+    except AlsnetError as e:
+        return {**r, "error": f"report not written: {str(e).splitlines()[0]}"}
+    return {**r, "report": str(path)}

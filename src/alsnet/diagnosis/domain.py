@@ -174,8 +174,8 @@ def domain_warnings(domain: dict, *, fs: float, muscle: str | None, stats: dict[
     if len(rms) and "rms_uv" in ws and ws["rms_uv"].get("p1") is not None:
         lo, hi, med = ws["rms_uv"]["p1"], ws["rms_uv"]["p99"], float(np.median(rms))
         if not lo / MARGIN <= med <= hi * MARGIN:
-            out.append(f"its median window RMS is {med:.3g} µV; the training windows' 1st-99th percentiles "
-                       f"are {lo:.3g}-{hi:.3g} µV")
+            out.append(f"its median window RMS is {med:.4g} µV; the training windows' 1st-99th percentiles "
+                       f"are {lo:.4g}-{hi:.4g} µV")
     known = domain.get("muscles") or []
     if muscle and known and _muscle_name(muscle) not in known:
         out.append(f"recorded from the {muscle}; the model was trained on the {', '.join(known)}")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
+from alsnet.diagnosis.qc import describe_flags, window_qc
 from alsnet.errors import AlsnetError
 from alsnet.model.network import RECEPTIVE_FIELD
 
@@ -90,9 +91,13 @@ def _envelope(y: np.ndarray, t: np.ndarray, bins: int = 4000):
     """Min/max envelope so a long trace plots fast and keeps its spikes."""
     if len(y) <= 2 * bins:
         return t, y, None
+    import warnings
+
     n = len(y) // bins * bins
     yy = y[:n].reshape(bins, -1)
-    return t[:n].reshape(bins, -1)[:, 0], np.nanmin(yy, axis=1), np.nanmax(yy, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a bin inside a gap is NaN: drawn as a gap
+        return t[:n].reshape(bins, -1)[:, 0], np.nanmin(yy, axis=1), np.nanmax(yy, axis=1)
 
 
 def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: str | os.PathLike = "als-vs-normal",
@@ -104,8 +109,10 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
     ``target`` is the class whose evidence is shown: a binary model has one logit, that of
     its positive class (``"als"``), the only choice; a multi-class model defaults to the
     class it predicts for the recording, so the figure shows what drove that answer.
-    Returns a summary: figure path, target class, per-window P (model class order), and
-    each scored window's ``top_k`` evidence positions in seconds from the start.
+    Returns a summary: figure path, target class, per-window P (model class order), each
+    window's quality reasons (``qc``, :mod:`alsnet.diagnosis.qc`; flagged windows are shaded
+    and panels (c) and (d) show clean windows where there are any), and each scored window's
+    ``top_k`` evidence positions in seconds from the start.
     """
     import matplotlib
 
@@ -131,6 +138,11 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
                 break
     starts, wins = np.concatenate(starts)[:max_windows], np.concatenate(wins)[:max_windows]
     ok = np.isfinite(wins).all(axis=1)
+    qc = window_qc(wins)
+    clean = ok & np.array([not q for q in qc], dtype=bool)
+    # Panels (c) and (d) show clean windows where there are any: evidence found on an
+    # artefact (a baseline excursion, a clipped burst) says nothing about motor units.
+    shown = clean if clean.any() else ok
     if not ok.any():
         raise AlsnetError(f"all {len(ok)} window(s) examined contain invalid samples", source.path)
     proba = np.full((len(wins), len(classes)), np.nan)
@@ -163,17 +175,22 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
         ax.axvline(s / MODEL_FS, color="tab:blue", lw=0.6, alpha=0.5)
         if not ok[i]:
             ax.axvspan(s / MODEL_FS, (s + WINDOW_SAMPLES) / MODEL_FS, color="0.85", zorder=0)
+        if qc[i]:
+            ax.axvspan(s / MODEL_FS, (s + WINDOW_SAMPLES) / MODEL_FS, color="tab:orange", alpha=0.2, zorder=0)
+            ax.text((s + WINDOW_SAMPLES / 2) / MODEL_FS, 1.0, "+".join(qc[i]), transform=ax.get_xaxis_transform(),
+                    ha="center", va="bottom", fontsize=7, color="tab:orange")
     mt = [(starts[i] + e[0]) / MODEL_FS for i in range(len(wins)) for e in tops[i]]
     mv = [sig[i * WINDOW_SAMPLES + e[0]] for i in range(len(wins)) for e in tops[i]]
     ax.plot(mt, mv, "v", color="tab:red", ms=6, label=f"top {top_k} evidence positions per window")
     ax.set(ylabel="µV", title=f"(a) {Path(source.path).name}: {len(wins)} windows "
-           f"({int((~ok).sum())} dropped for invalid samples, grey)")
+           f"({int((~ok).sum())} dropped for invalid samples, grey); quality: {describe_flags(qc)} (orange)\n")
     ax.legend(loc="upper right", fontsize=8)
 
     ax2 = fig.add_subplot(gs[1, :], sharex=ax)                      # (b) window probabilities
     centres = (starts + WINDOW_SAMPLES / 2) / MODEL_FS
     if pred.task.binary:
-        ax2.bar(centres, p_pos, width=0.9, color=np.where(p_pos >= 0.5, "tab:red", "tab:green"))
+        ax2.bar(centres, p_pos, width=0.9, color=np.where(p_pos >= 0.5, "tab:red", "tab:green"),
+                hatch=["//" if q else "" for q in qc], edgecolor=["tab:orange" if q else "none" for q in qc])
     else:
         for j, c in enumerate(classes):
             ax2.plot(centres, proba[:, j], "o-", ms=3, label=f"P({c})")
@@ -183,7 +200,7 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
             title=f"(b) window probabilities (T = {pred.temperature:g}); mean P({pos}) = "
                   f"{mean[classes.index(pos)]:.3f} → {pred.decide(mean)}")
 
-    best = int(np.nanargmax(np.where(ok, p_pos, -np.inf)))         # (c) the most target-like window
+    best = int(np.nanargmax(np.where(shown, p_pos, -np.inf)))      # (c) the most target-like clean window
     ax3 = fig.add_subplot(gs[2, :])
     tw = np.arange(WINDOW_SAMPLES) / MODEL_FS * 1e3
     ax3.plot(tw, wins[best], lw=0.4, color="0.2")
@@ -196,8 +213,8 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
                   f"receptive fields of the strongest channels (≥ {SNIPPET_MS:g} ms apart) (red: towards {pos})")
 
     gallery = []                                                    # (d) MUAP gallery
-    for i in np.argsort(-np.where(ok, p_pos, -np.inf))[:4]:
-        if ok[i]:
+    for i in np.argsort(-np.where(shown, p_pos, -np.inf))[:4]:
+        if shown[i]:
             gallery += [(int(i), e) for e in tops[i][:2]]
     for g, (i, (ti, ch, w)) in enumerate(gallery[:8]):
         axg = fig.add_subplot(gs[3 + g // 4, g % 4])
@@ -219,7 +236,7 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
     fig.savefig(out, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return {**pred.describe(), "figure": str(out), "classes": classes, "target": pos, "n_windows": int(len(wins)),
-            "n_windows_used": int(ok.sum()), "window_probabilities": proba.tolist(),
+            "n_windows_used": int(ok.sum()), "window_probabilities": proba.tolist(), "qc": qc,
             "evidence": [[{"time_s": (starts[i] + e[0]) / MODEL_FS, "channel": e[1], "weight": e[2]}
                           for e in tops[i]] for i in range(len(wins))]}
 

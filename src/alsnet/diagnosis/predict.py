@@ -31,6 +31,8 @@ from alsnet.data.windows import (
     resample_to_model_rate,
     resampled_length,
 )
+from alsnet.diagnosis.domain import card_domain, domain_warnings, muscle_of
+from alsnet.diagnosis.qc import DEFAULT_QC_POLICY, RecordingChecks, check_policy
 from alsnet.errors import AlsnetError, InputError
 from alsnet.evaluation.decision import DecisionRule
 from alsnet.files import sha256_file
@@ -153,11 +155,14 @@ class Predictor:
         Intra-op threads for the engine (default: the library's own choice).
     chunk_windows : int
         Windows read and resampled at once.
+    qc : str
+        Quality-control policy (:data:`alsnet.diagnosis.qc.QC_POLICIES`): ``"flag"`` scores every
+        window and lists its quality reasons, ``"drop"`` leaves flagged windows out of the mean.
     """
 
     def __init__(self, model: str | os.PathLike | LoadedModel = DEFAULT_MODEL, backend: str = "auto",
                  batch_size: int = BATCH_SIZE, threads: int | None = None,
-                 chunk_windows: int = CHUNK_WINDOWS):
+                 chunk_windows: int = CHUNK_WINDOWS, qc: str = DEFAULT_QC_POLICY):
         if int(batch_size) < 1:
             raise AlsnetError(f"batch size must be at least 1, got {batch_size}")
         self.loaded = resolve_model(model)
@@ -171,21 +176,25 @@ class Predictor:
         self.engine = make_engine(self.loaded.model, backend, threads)
         self.batch_size = int(batch_size)
         self.chunk_windows = int(chunk_windows)
+        self.qc_policy = check_policy(qc)
+        # the training domain recordings are compared with (alsnet.diagnosis.domain)
+        self.domain, self.domain_note = card_domain(self.loaded.card)
 
     def describe(self) -> dict:
         """What produced the scores: ``{"model": {"name", "task", "weights_sha256"}, "backend"}``."""
         return {"model": model_identity(self.loaded, self.model_name), "backend": self.engine.name}
 
-    def window_scores(self, source: Source,
-                      progress: Callable[[int, int], None] | None = None) -> WindowScores:
+    def window_scores(self, source: Source, progress: Callable[[int, int], None] | None = None,
+                      checks: RecordingChecks | None = None) -> WindowScores:
         """Calibrated probabilities of every valid window; windows with NaN are dropped.
 
-        ``progress(done, total)`` is called after each chunk with window counts."""
+        ``progress(done, total)`` is called after each chunk with window counts; ``checks``
+        gathers each window's quality reasons and says which to score (its policy)."""
         starts, probas, n_windows = [], [], 0
         total = count_windows(source)
         for st, win in iter_window_chunks(source, self.chunk_windows):
             n_windows += len(st)
-            ok = np.isfinite(win).all(axis=1)
+            ok = np.isfinite(win).all(axis=1) if checks is None else checks.add(win)
             st, win = st[ok], win[ok]
             for b in range(0, len(win), self.batch_size):
                 z = self.engine.logits(win[b:b + self.batch_size])
@@ -194,6 +203,8 @@ class Predictor:
             if progress:
                 progress(n_windows, total)
         if not probas:
+            if checks is not None:
+                raise checks.none_scored(source.path)
             raise InputError(f"all {n_windows} window(s) contain invalid samples (policy 'drop')",
                              source.path)
         return WindowScores(np.concatenate(starts), np.concatenate(probas), n_windows)
@@ -208,24 +219,29 @@ class Predictor:
         """Diagnose one recording (see :func:`predict`); ``errors="return"`` reports an
         :class:`AlsnetError` in the ``error`` field instead of raising it."""
         path = None if isinstance(path_or_array, np.ndarray) else os.fspath(path_or_array)
+        checks = RecordingChecks(self.qc_policy)
         try:
             with open_source(path_or_array, fs=fs, scale=scale, channel=channel) as source:
-                scores = self.window_scores(source, progress)
+                scores = self.window_scores(source, progress, checks)
+                native_fs, muscle = source.fs, muscle_of(source.record, source.meta)
         except AlsnetError as e:
             if errors != "return":
                 raise
             return {"path": path, "label": None, "probabilities": None, "n_windows": None,
-                    "n_windows_used": None, "error": str(e).splitlines()[0]}
+                    "n_windows_used": None, "windows": None, "warnings": [], "error": str(e).splitlines()[0]}
         mean = scores.proba.mean(axis=0)
         return {"path": path, "label": self.decide(mean),
                 "probabilities": {c: float(p) for c, p in zip(self.classes, mean)},
                 "n_windows": int(scores.n_windows), "n_windows_used": int(len(scores.starts)),
+                "windows": checks.windows(scores.starts, scores.proba, self.classes),
+                "warnings": domain_warnings(self.domain, fs=native_fs, muscle=muscle, stats=checks.stats(),
+                                            note=self.domain_note),
                 "error": None}
 
 
 def predict(path_or_array: str | os.PathLike | np.ndarray, fs: float | None = None,
             model: str | os.PathLike | LoadedModel = DEFAULT_MODEL, backend: str = "auto",
-            scale: float | None = None, channel: int | None = None) -> dict:
+            scale: float | None = None, channel: int | None = None, qc: str = DEFAULT_QC_POLICY) -> dict:
     """Diagnose one recording with a bundled or saved model.
 
     Parameters
@@ -243,20 +259,26 @@ def predict(path_or_array: str | os.PathLike | np.ndarray, fs: float | None = No
         µV per unit for ``.wav`` files.
     channel : int, optional
         Signal to use in a multi-channel WFDB or EDF file.
+    qc : str
+        ``"flag"`` (default) or ``"drop"``: whether windows flagged by quality control
+        (:mod:`alsnet.diagnosis.qc`) count in the recording's mean.
 
     Returns
     -------
     dict
         ``path`` (None for an array), ``label``, ``probabilities`` (class → calibrated
-        probability, the mean over windows), ``n_windows``, ``n_windows_used`` (windows
-        without invalid samples) and ``error`` (None).
+        probability, the mean over the scored windows), ``n_windows``, ``n_windows_used``
+        (windows scored), ``windows`` (per window ``index``, ``start_s``, ``probabilities``
+        or None where not scored, and ``qc``: its quality reasons, empty when clean),
+        ``warnings`` (where the recording falls outside the model's training domain,
+        :mod:`alsnet.diagnosis.domain`) and ``error`` (None).
 
     Raises
     ------
     AlsnetError
         The model or the recording cannot be used.
     """
-    return Predictor(model, backend).predict(path_or_array, fs=fs, scale=scale, channel=channel)
+    return Predictor(model, backend, qc=qc).predict(path_or_array, fs=fs, scale=scale, channel=channel)
 
 
 __all__ = ["DISCLAIMER", "Predictor", "WindowScores", "count_windows", "iter_window_chunks",

@@ -193,5 +193,53 @@ def describe_flags(qc: list[list[str]]) -> str:
     return f"{flagged} of {len(qc)} windows flagged: {parts}"
 
 
-__all__ = ["DEFAULT_QC_POLICY", "QC_POLICIES", "QC_REASONS", "QcRules", "RULES", "check_policy",
+class RecordingChecks:
+    """Quality reasons and domain statistics of one recording's windows, gathered chunk by chunk.
+
+    :meth:`add` is called with each chunk of model-rate windows and says which to score:
+    windows without invalid samples, and under policy ``"drop"`` only the clean ones.
+    """
+
+    def __init__(self, policy: str = DEFAULT_QC_POLICY, rules: QcRules = RULES):
+        self.policy, self.rules = check_policy(policy), rules
+        self.qc: list[list[str]] = []
+        self._stats: list[dict[str, np.ndarray]] = []
+
+    def add(self, windows: np.ndarray) -> np.ndarray:
+        """Record the chunk's reasons and statistics; the mask of windows to score."""
+        from alsnet.diagnosis.domain import window_stats
+
+        q = window_qc(windows, MODEL_FS, self.rules)
+        self.qc += q
+        self._stats.append(window_stats(windows))
+        ok = np.isfinite(windows).all(axis=1)
+        if self.policy == "drop":
+            ok &= np.array([not r for r in q], dtype=bool)
+        return ok
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """:func:`alsnet.diagnosis.domain.window_stats` of all valid windows so far."""
+        if not self._stats:
+            return {}
+        return {k: np.concatenate([s[k] for s in self._stats]) for k in self._stats[0]}
+
+    def none_scored(self, name: str) -> AlsnetError:
+        """The error of a recording none of whose windows may be scored."""
+        n = len(self.qc)
+        if self.policy == "drop" and any(r and r != ["invalid"] for r in self.qc):
+            return AlsnetError(f"all {n} window(s) are flagged by quality control ({describe_flags(self.qc)}); "
+                               "--qc flag scores them anyway", name)
+        return AlsnetError(f"all {n} window(s) contain invalid samples", name)
+
+    def windows(self, starts: np.ndarray, proba: np.ndarray, classes: tuple[str, ...]) -> list[dict]:
+        """Per window: ``index``, ``start_s``, ``probabilities`` (None if not scored) and ``qc``."""
+        from alsnet.data.windows import WINDOW_SAMPLES
+
+        scored = {int(s) // WINDOW_SAMPLES: p for s, p in zip(starts, proba)}
+        return [{"index": i, "start_s": i * WINDOW_SAMPLES / MODEL_FS,
+                 "probabilities": ({c: float(v) for c, v in zip(classes, scored[i])} if i in scored else None),
+                 "qc": q} for i, q in enumerate(self.qc)]
+
+
+__all__ = ["DEFAULT_QC_POLICY", "QC_POLICIES", "QC_REASONS", "QcRules", "RULES", "RecordingChecks", "check_policy",
            "describe_flags", "reasons_from_metrics", "window_metrics", "window_qc"]
