@@ -174,9 +174,11 @@ def _card_html(pred: Predictor) -> str:
 
 
 def _window_table(rows: list[dict], pos: str) -> str:
+    def p(w: dict) -> str:
+        return f"{w['probabilities'][pos]:.3f}" if w["probabilities"] else "not scored"
+
     body = "".join(
-        f'<tr><td>{w["index"]}</td><td>{w["start_s"]:.2f}</td>'
-        f'<td>{(w["probabilities"] or {}).get(pos, float("nan")):.3f}</td>'
+        f'<tr><td>{w["index"]}</td><td>{w["start_s"]:.2f}</td><td>{p(w)}</td>'
         f'<td class="l {"flag" if w["qc"] else ""}">{_e(", ".join(w["qc"]) or "clean")}</td></tr>' for w in rows)
     return (f'<table><tr><th>window</th><th>start (s)</th><th>P({_e(pos)})</th><th class="l">quality</th></tr>'
             f"{body}</table>")
