@@ -86,15 +86,18 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
 
 
 def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame,
-                     statistic: Callable[[pd.DataFrame], float], *, n_boot: int = 2000,
+                     statistic: Callable[[pd.DataFrame], float], *,
+                     statistic_b: Callable[[pd.DataFrame], float] | None = None, n_boot: int = 2000,
                      seed: int = 0, ci: float = 0.95) -> dict:
     """Bootstrap of ``statistic(A) - statistic(B)`` over subjects, the two models paired.
 
     Each replicate draws subjects with replacement within each class (as many as the class
     has) and evaluates both models on the same drawn subjects (a subject drawn twice counts
     twice). ``pred_a`` and ``pred_b`` are predictions tables of the same windows (columns
-    ``subject`` and ``y_true`` at least).
+    ``subject`` and ``y_true`` at least). ``statistic_b`` (default ``statistic``) is B's, for
+    a statistic that differs between models (each with its own decision rule, say).
     """
+    stat_b = statistic_b or statistic
     subj_a = pred_a.groupby("subject")["y_true"].first()
     subj_b = pred_b.groupby("subject")["y_true"].first()
     if not subj_a.index.equals(subj_b.index) or not (subj_a == subj_b).all():
@@ -102,14 +105,14 @@ def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame,
     rng = np.random.default_rng(seed)
     by_a = {s: g for s, g in pred_a.groupby("subject")}
     by_b = {s: g for s, g in pred_b.groupby("subject")}
-    point = float(statistic(pred_a) - statistic(pred_b))
+    point = float(statistic(pred_a) - stat_b(pred_b))
     classes = {c: list(g.index) for c, g in subj_a.groupby(subj_a)}
     diffs = []
     for _ in range(n_boot):
         drawn = [s for members in classes.values() for s in rng.choice(members, size=len(members))]
         ra = pd.concat([by_a[s].assign(subject=f"{s}#{i}") for i, s in enumerate(drawn)])
         rb = pd.concat([by_b[s].assign(subject=f"{s}#{i}") for i, s in enumerate(drawn)])
-        diffs.append(statistic(ra) - statistic(rb))
+        diffs.append(statistic(ra) - stat_b(rb))
     d = np.asarray(diffs, dtype=float)
     d = d[np.isfinite(d)]
     alpha = (1 - ci) / 2

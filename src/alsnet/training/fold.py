@@ -145,7 +145,8 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     module = ALSNetModule(task, recipe, class_weights=weights)
     crop = int(round(recipe.train_crop * MODEL_FS)) if recipe.train_crop else None
     dm = WindowDataModule(ws.x[fold.train], ws.y[fold.train], ws.x[fold.val], ws.y[fold.val],
-                          batch_size=recipe.batch_size, crop=crop, seed=seed)
+                          batch_size=recipe.batch_size, crop=crop, seed=seed, augment=recipe.augment,
+                          sampling=recipe.sampling, subject_train=ws.subject[fold.train])
     ckpt_dir = fold_dir / "checkpoints"
     history = HistoryWriter(fold_dir / "history.csv", fold.name)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",

@@ -22,34 +22,54 @@ from alsnet.errors import AlsnetError
 from alsnet.model.network import ALSNet
 from alsnet.training.recipe import Recipe
 
+#: Gains of the gain/polarity augmentation: log-uniform in [1/GAIN_RANGE, GAIN_RANGE].
+GAIN_RANGE = 2.0
+
 
 class WindowDataset(Dataset):
-    """Windows held in memory as one float32 tensor; optional seeded random crops."""
+    """Windows held in memory as one float32 tensor; optional seeded random crops and augmentation.
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, crop: int | None = None, seed: int = 0):
+    ``augment="gain-polarity"`` multiplies each training window by a random gain, log-uniform
+    in [1/2, 2], and a random sign: a needle's distance to the fibres and the amplifier's gain
+    change amplitudes, the electrode's orientation flips polarity, neither changes the disease.
+    Every draw is seeded by ``(seed, epoch, window)``, so a resumed run sees the same windows.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, crop: int | None = None, seed: int = 0,
+                 augment: str | None = None):
         self.x = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
         self.y = torch.from_numpy(np.asarray(y))
         self.crop = crop if crop and crop < self.x.shape[-1] else None
         self.seed = seed
+        self.augment = augment
         self.epoch = 0
 
     def __len__(self) -> int:
         return len(self.y)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.x[i]
-        if self.crop:
+        if self.crop or self.augment:
             rng = np.random.default_rng((self.seed, self.epoch, i))
-            s = int(rng.integers(0, x.shape[-1] - self.crop + 1))
-            x = x[s:s + self.crop]
+            if self.crop:
+                s = int(rng.integers(0, x.shape[-1] - self.crop + 1))
+                x = x[s:s + self.crop]
+            if self.augment == "gain-polarity":
+                gain = float(np.exp(rng.uniform(-np.log(GAIN_RANGE), np.log(GAIN_RANGE))))
+                x = x * (gain if rng.random() < 0.5 else -gain)
         return x.unsqueeze(0), self.y[i]
 
 
 class EpochSeededSampler(Sampler):
-    """A permutation that depends only on (seed, epoch): resumable shuffling."""
+    """A permutation that depends only on (seed, epoch): resumable shuffling.
 
-    def __init__(self, dataset: WindowDataset, seed: int):
+    With ``weights`` (one per window) it draws as many windows with replacement, each with
+    probability proportional to its weight: class- and subject-balanced sampling.
+    """
+
+    def __init__(self, dataset: WindowDataset, seed: int, weights: np.ndarray | None = None):
         self.dataset, self.seed, self.epoch = dataset, seed, 0
+        self.p = None if weights is None else np.asarray(weights, float) / np.sum(weights)
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -60,20 +80,42 @@ class EpochSeededSampler(Sampler):
 
     def __iter__(self):
         rng = np.random.default_rng((self.seed, self.epoch, 7919))
-        return iter(rng.permutation(len(self.dataset)).tolist())
+        n = len(self.dataset)
+        if self.p is None:
+            return iter(rng.permutation(n).tolist())
+        return iter(rng.choice(n, size=n, replace=True, p=self.p).tolist())
+
+
+def class_subject_weights(y: np.ndarray, subject: np.ndarray) -> np.ndarray:
+    """Per-window weights giving every class, and every subject within its class, equal mass."""
+    y, subject = np.asarray(y), np.asarray(subject)
+    w = np.zeros(len(y))
+    classes = np.unique(y)
+    for c in classes:
+        subs = np.unique(subject[y == c])
+        for s in subs:
+            m = (y == c) & (subject == s)
+            w[m] = 1.0 / (len(classes) * len(subs) * m.sum())
+    return w
 
 
 class WindowDataModule(L.LightningDataModule):
     """Train/validation windows in memory."""
 
-    def __init__(self, x_train, y_train, x_val, y_val, *, batch_size: int, crop: int | None, seed: int):
+    def __init__(self, x_train, y_train, x_val, y_val, *, batch_size: int, crop: int | None, seed: int,
+                 augment: str | None = None, sampling: str | None = None, subject_train=None):
         super().__init__()
-        self.train_set = WindowDataset(x_train, y_train, crop=crop, seed=seed)
+        self.train_set = WindowDataset(x_train, y_train, crop=crop, seed=seed, augment=augment)
         self.val_set = WindowDataset(x_val, y_val)
         self.batch_size, self.seed = batch_size, seed
+        self.weights = None
+        if sampling == "class-subject-balanced":
+            if subject_train is None:
+                raise AlsnetError("class-subject-balanced sampling needs the training windows' subjects")
+            self.weights = class_subject_weights(y_train, subject_train)
 
-    def train_dataloader(self):
-        sampler = EpochSeededSampler(self.train_set, self.seed)
+    def train_dataloader(self) -> DataLoader:
+        sampler = EpochSeededSampler(self.train_set, self.seed, self.weights)
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             from torch.utils.data.distributed import DistributedSampler
 
@@ -84,7 +126,7 @@ class WindowDataModule(L.LightningDataModule):
         return DataLoader(self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=0,
                           drop_last=drop_last)
 
-    def val_dataloader(self):
+    def val_dataloader(self) -> DataLoader:
         return DataLoader(self.val_set, batch_size=max(self.batch_size, 32), shuffle=False, num_workers=0)
 
 
@@ -178,7 +220,7 @@ class ALSNetModule(L.LightningModule):
         idx = np.random.default_rng((dm.seed, self.current_epoch, 104729)).choice(len(x), n, replace=False)
         self.recalibrate_bn(x[np.sort(idx)])
 
-    def training_step(self, batch, batch_idx):
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self(x)
         loss = self._loss(logits, y)
@@ -192,7 +234,7 @@ class ALSNetModule(L.LightningModule):
             return torch.from_numpy(self._val_engine.logits(x))
         return self(x)
 
-    def validation_step(self, batch, batch_idx):
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         logits = self._val_logits(x)
         loss = self._loss(logits, y)
@@ -202,7 +244,7 @@ class ALSNetModule(L.LightningModule):
         self.log("val_accuracy", self._correct(logits, y).mean(), prog_bar=True, batch_size=len(y), sync_dist=True)
         return logits  # read by callbacks that keep every epoch's validation logits
 
-    def configure_optimizers(self):
+    def configure_optimizers(self) -> torch.optim.Optimizer:
         r = self.recipe
         opt = torch.optim.Adam(self.model.parameters(), lr=r.lr, betas=tuple(r.betas), eps=r.adam_eps)
         # The plateau schedule is stepped by hand right after validation, so the epoch

@@ -41,6 +41,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -55,6 +56,9 @@ from alsnet.training.fold import predictions_frame
 from alsnet.training.recipe import Recipe
 from alsnet.training.runs import prepare_run_dir, read_json, versions, write_csv, write_json
 from alsnet.training.splits import NestedFold, describe_nested, make_nested_folds
+
+if TYPE_CHECKING:
+    import lightning
 
 NESTED_MODELS = ("alsnet", "svm", "rf", "knn")
 
@@ -189,7 +193,7 @@ class EpochLogits:
     def n_epochs(self) -> int:
         return len(self.val)
 
-    def callback(self):
+    def callback(self) -> lightning.Callback:
         import lightning as L
         import torch
 

@@ -42,10 +42,21 @@ class Recipe:
     class_weight: str | None = field(default=None, metadata={
         "cli": "--class-weight", "choices": ["balanced"],
         "help": "weight the loss by inverse class frequency of the training windows"})
+    #: Declared variants (docs/results.md): None is the paper's recipe.
+    augment: str | None = field(default=None, metadata={
+        "cli": "--augment", "choices": ["gain-polarity"],
+        "help": "random gain (log-uniform 0.5-2) and polarity of each training window"})
+    sampling: str | None = field(default=None, metadata={
+        "cli": "--sampling", "choices": ["class-subject-balanced"],
+        "help": "draw training windows so that every class, and every subject within it, weighs the same"})
 
     def __post_init__(self) -> None:
         if self.class_weight not in (None, "balanced"):
             raise AlsnetError(f"class_weight must be 'balanced' or None, got {self.class_weight!r}")
+        if self.augment not in (None, "gain-polarity"):
+            raise AlsnetError(f"augment must be 'gain-polarity' or None, got {self.augment!r}")
+        if self.sampling not in (None, "class-subject-balanced"):
+            raise AlsnetError(f"sampling must be 'class-subject-balanced' or None, got {self.sampling!r}")
 
     def deviations(self) -> list[str]:
         """Named departures from the paper's recipe, reported next to every number."""
@@ -60,6 +71,12 @@ class Recipe:
                        f"(paper: whole 1-s windows; validation and test use whole windows; BatchNorm "
                        f"statistics are re-estimated on {self.recalibration_windows} whole training "
                        f"windows before each validation)")
+        if self.augment is not None:
+            out.append(f"augment={self.augment}: each training window scaled by a random gain (log-uniform "
+                       f"0.5-2) and sign (paper: no augmentation)")
+        if self.sampling is not None:
+            out.append(f"sampling={self.sampling}: training windows drawn with replacement, each class and each "
+                       f"subject within it with equal mass (paper: shuffled windows)")
         if self.class_weight is not None:
             out.append(f"class_weight={self.class_weight}: loss weighted by n / (k * n_class) of the "
                        f"training windows (paper: unweighted)")
@@ -83,7 +100,8 @@ def cli_options() -> list[tuple[str, dict]]:
             continue
         flag = meta.pop("cli")
         paper = "paper: whole windows" if f.default is None else f"paper {f.default}"
-        paper = {"class_weight": "paper: unweighted", "fast": "same function and gradients; default: fast"}.get(
+        paper = {"class_weight": "paper: unweighted", "fast": "same function and gradients; default: fast",
+                 "augment": "paper: none", "sampling": "paper: shuffled windows"}.get(
             f.name, paper)
         kw = {"dest": f.name, "default": f.default, "help": f"{meta.pop('help')} ({paper})"}
         if meta.get("action") is None and "type" not in meta and "choices" not in meta:

@@ -19,8 +19,8 @@ def rescore_run(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> tu
     """Metrics of a cross-validated run under offsets fitted on each fold's validation windows.
 
     Returns ``(metrics, predictions, offsets_by_fold)``. The probabilities are the ones the
-    folds wrote (never shifted); each fold's decisions use its own fitted rule; each fold's ``calibration.npz`` holds the
-    validation logits of the same model (validation subjects come from the training side).
+    folds wrote (never shifted); each fold's decisions use its own fitted rule; each fold's
+    ``calibration.npz`` holds the validation logits of the same model (validation subjects come from the training side).
     """
     run = Path(run_dir)
     task = run_task(read_json(run / "config.json"), run / "config.json")

@@ -1,0 +1,87 @@
+"""Tables and the budget figure of nested runs, computed from their committed folds.
+
+    python scripts/nested_report.py results/nested-* --figure docs/figures/budget_inner_curves.png
+
+Prints markdown: one row per finished run (intervals and the number of subjects they rest
+on), each subject's probability of its own class under every run of the same task, and the
+paired comparison of every ALSNet run with every baseline run of the same task (paired
+subject bootstrap, exact McNemar). Unfinished runs are listed with their progress. The
+figure shows the inner out-of-fold curves of every ALSNet run against optimiser steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _progress(run: Path) -> str:
+    done = len(list(run.glob("*/inner-*/done.json")))
+    outer = len(list(run.glob("*/selection.json")))
+    cfg = json.loads((run / "config.json").read_text())
+    total = sum(len(f["inner"]) for f in cfg["split"]["folds_detail"])
+    return f"{done}/{total} inner trainings, {outer}/{len(cfg['split']['folds_detail'])} outer folds"
+
+
+def main(argv: list[str] | None = None) -> int:
+    import pandas as pd
+
+    from alsnet.errors import AlsnetError
+    from alsnet.reporting.nested import inner_curves, paired_comparison, per_subject_table, plot_budget, summary_row
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", type=Path)
+    ap.add_argument("--figure", type=Path, help="write the budget figure here")
+    ap.add_argument("--n-boot", type=int, default=2000)
+    args = ap.parse_args(argv)
+    finished, unfinished = [], []
+    for run in args.runs:
+        if not (run / "config.json").is_file():
+            print(f"nested_report: {run}: not a run folder (no config.json)", file=sys.stderr)
+            continue
+        (finished if (run / "metrics.json").is_file() else unfinished).append(run)
+    rows = []
+    for run in finished:
+        try:
+            rows.append(summary_row(run))
+        except AlsnetError as e:
+            print(f"nested_report: {e}", file=sys.stderr)
+    if rows:
+        print(pd.DataFrame(rows).to_markdown(index=False))
+    for run in unfinished:
+        print(f"\n- {run.name}: unfinished ({_progress(run)})")
+    tasks = sorted({r["task"] for r in rows})
+    for task in tasks:
+        runs = [run for run, r in zip(finished, rows) if r["task"] == task]
+        print(f"\n### {task}: each subject's probability of its own class\n")
+        print(per_subject_table(runs).round(3).to_markdown())
+        nets = [run for run, r in zip(finished, rows) if r["task"] == task and r["model"] == "alsnet"]
+        bases = [run for run, r in zip(finished, rows) if r["task"] == task and r["model"] != "alsnet"]
+        for a in nets:
+            for b in bases:
+                c = paired_comparison(a, b, n_boot=args.n_boot)
+                ll, ba, mc = (c["subject_log_loss_difference"], c["window_balanced_accuracy_difference"],
+                              c["mcnemar_subjects"])
+                print(f"\n- {a.name} − {b.name} ({ll['n_subjects']} subjects, {ll['n_boot']} paired replicates): "
+                      f"subject log-loss {ll['difference']:+.3f} [{ll['ci'][0]:+.3f}, {ll['ci'][1]:+.3f}], "
+                      f"window balanced accuracy {100 * ba['difference']:+.1f} points "
+                      f"[{100 * ba['ci'][0]:+.1f}, {100 * ba['ci'][1]:+.1f}]; McNemar on subjects: "
+                      f"{mc['a_right_b_wrong']} vs {mc['a_wrong_b_right']} discordant, p = {mc['p_value']:.3f}")
+    if args.figure:
+        curves = {}
+        for run in args.runs:
+            cfg = json.loads((run / "config.json").read_text())
+            if cfg.get("model") == "alsnet":
+                crop = cfg["experiment"]["recipe"].get("train_crop")
+                label = f"{cfg['task']['name'] if isinstance(cfg['task'], dict) else cfg['task']}, " + (
+                    f"crop {crop:g} s" if crop else "whole windows") + f", seed {cfg['seed']}"
+                curves[label] = inner_curves(run)
+        if curves:
+            print(f"\nfigure: {plot_budget(curves, args.figure)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""Reading nested runs back: budget curves, result tables, per-subject tables, paired comparisons.
+
+Everything here is computed from the committed files of a nested run folder
+(:mod:`alsnet.training.nested`): each inner fold's ``epochs.npz`` and ``done.json``, each
+outer fold's ``selection.json`` and ``predictions.csv``, the run's ``metrics.json``.
+Unfinished folds are skipped and counted, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from alsnet.errors import AlsnetError
+from alsnet.evaluation.selection import subject_log_loss, window_balanced_accuracy
+from alsnet.evaluation.stats import mcnemar_exact, paired_bootstrap
+from alsnet.model.outputs import probabilities
+from alsnet.training.runs import read_csv, read_json, run_task
+
+
+def inner_curves(run_dir: str | Path) -> pd.DataFrame:
+    """One row per (outer fold, inner fold, epoch) of every finished inner fold of an ALSNet run.
+
+    Columns: ``outer, inner, epoch, steps, subject_log_loss, window_balanced_accuracy`` (each
+    inner fold's own held-out subjects, probabilities at T = 1), ``crop`` (seconds or None).
+    """
+    run = Path(run_dir)
+    config = read_json(run / "config.json")
+    recipe = config["experiment"]["recipe"]
+    batch = int(recipe["batch_size"])
+    subjects, y = _window_labels(run, config)
+    rows = []
+    for outer in config["split"]["folds_detail"]:
+        for inner in outer["inner"]:
+            d = run / outer["name"] / inner["name"]
+            if not (d / "done.json").is_file():
+                continue
+            with np.load(d / "epochs.npz") as z:
+                val, idx = z["val_logits"].astype(np.float32), z["val_idx"]
+            n_train = int(inner["n_train"])
+            per_epoch = n_train // batch + (n_train % batch > 1)
+            for e in range(len(val)):
+                p = probabilities(val[e])
+                rows.append({"outer": outer["name"], "inner": inner["name"], "epoch": e,
+                             "steps": (e + 1) * per_epoch, "crop": recipe.get("train_crop"),
+                             "subject_log_loss": subject_log_loss(p, y[idx], subjects[idx]),
+                             "window_balanced_accuracy": window_balanced_accuracy(p, y[idx])})
+    return pd.DataFrame(rows)
+
+
+def _window_labels(run: Path, config: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Subjects and class codes of the run's windows, in the run's window order."""
+    from alsnet.data.dataset import load_windows
+
+    ws = load_windows(config["data"], run_task(config, run / "config.json"),
+                      invalid=config["experiment"].get("invalid", "drop"))
+    if len(ws) != config["n_windows"]:
+        raise AlsnetError(f"the data set now gives {len(ws)} windows, the run had {config['n_windows']}",
+                          run / "config.json")
+    return ws.subject, ws.y
+
+
+def plot_budget(curves: dict[str, pd.DataFrame], path: str | Path) -> Path:
+    """Inner out-of-fold subject log-loss and window balanced accuracy against optimiser steps.
+
+    ``curves`` maps a label (e.g. ``"crop 0.125 s"``) to :func:`inner_curves` of one run; each
+    inner fold is a thin line, the mean over inner folds at each epoch a thick one.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    from alsnet.files import atomic_path
+
+    fig = Figure(figsize=(10, 4))
+    axes = fig.subplots(1, 2)
+    for i, (label, df) in enumerate(curves.items()):
+        if df.empty:
+            continue
+        colour = f"C{i}"
+        for _, g in df.groupby(["outer", "inner"]):
+            axes[0].plot(g["steps"], g["subject_log_loss"], color=colour, lw=0.5, alpha=0.35)
+            axes[1].plot(g["steps"], g["window_balanced_accuracy"], color=colour, lw=0.5, alpha=0.35)
+        n = df.groupby(["outer", "inner"]).ngroups
+        m = df.groupby("epoch").agg(steps=("steps", "mean"), loss=("subject_log_loss", "mean"),
+                                    bacc=("window_balanced_accuracy", "mean"), k=("steps", "size"))
+        m = m[m["k"] == n]  # epochs every inner fold reached
+        axes[0].plot(m["steps"], m["loss"], color=colour, lw=2, label=f"{label} ({n} inner folds)")
+        axes[1].plot(m["steps"], m["bacc"], color=colour, lw=2, label=label)
+    axes[0].set(xlabel="optimiser steps (batch 48)", ylabel="subject-balanced log-loss",
+                title="inner out-of-fold subjects: log-loss")
+    axes[1].set(xlabel="optimiser steps (batch 48)", ylabel="window balanced accuracy",
+                title="inner out-of-fold subjects: balanced accuracy")
+    axes[0].legend(fontsize=8)
+    for ax in axes:
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    return path
+
+
+def summary_row(run_dir: str | Path) -> dict:
+    """The numbers a results table shows for one finished nested run."""
+    run = Path(run_dir)
+    m = read_json(run / "metrics.json")
+    sp = m["subject_proportions"]["all"]
+
+    def ci(level: str, key: str) -> str:
+        v, (lo, hi) = m[level][key], m[level]["ci"][key]
+        return "n/a" if v is None else f"{100 * v:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+    return {"run": run.name, "model": m["model"], "task": m["task"], "seed": m["seed"],
+            "window bal. acc. (subject bootstrap)": ci("window", "balanced_accuracy"),
+            "recording bal. acc.": ci("recording", "balanced_accuracy"),
+            "subjects right (Wilson 95 %)": f"{sp['k']}/{sp['n']} [{100 * sp['wilson'][0]:.0f}, "
+                                            f"{100 * sp['wilson'][1]:.0f}]",
+            "subject AUC": "n/a" if m["subject"]["roc_auc"] is None else f"{100 * m['subject']['roc_auc']:.1f}",
+            "subject log-loss": f"{_subject_ll(run):.3f}"}
+
+
+def _subject_ll(run: Path) -> float:
+    config = read_json(run / "config.json")
+    task = run_task(config, run / "config.json")
+    pred = read_csv(run / "predictions.csv", ("subject", "y_true", *[f"p_{c}" for c in task.classes]))
+    return _ll(pred, task)
+
+
+def _ll(pred: pd.DataFrame, task) -> float:  # noqa: ANN001 - a Task
+    cols = [f"p_{c}" for c in task.classes]
+    return subject_log_loss(pred[cols].to_numpy(), pred["y_true"].to_numpy(), pred["subject"].to_numpy())
+
+
+def per_subject_table(run_dirs: list[str | Path]) -> pd.DataFrame:
+    """Each subject's mean probability of its own class under each run (e.g. each seed)."""
+    cols = {}
+    for r in run_dirs:
+        run = Path(r)
+        config = read_json(run / "config.json")
+        task = run_task(config, run / "config.json")
+        pred = read_csv(run / "predictions.csv", ("record", "subject", "y_true"))
+        rec = pred.groupby("record").agg(subject=("subject", "first"), y=("y_true", "first"),
+                                         **{c: (f"p_{c}", "mean") for c in task.classes})
+        sub = rec.groupby("subject").agg(y=("y", "first"), **{c: (c, "mean") for c in task.classes})
+        own = np.asarray(task.classes)[sub["y"].to_numpy(dtype=int)]
+        cols[run.name] = pd.Series([sub.at[s, c] for s, c in zip(sub.index, own)], index=sub.index)
+    return pd.DataFrame(cols)
+
+
+def paired_comparison(run_a: str | Path, run_b: str | Path, *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """ALSNet (``run_a``) against a baseline (``run_b``) on the same outer folds and windows.
+
+    Paired subject bootstrap of the difference in subject-balanced log-loss and in window
+    balanced accuracy (A − B), and the exact McNemar test on the subject decisions.
+    """
+    from alsnet.evaluation.decision import DecisionRule
+    from alsnet.evaluation.metrics import aggregate, decide_units
+
+    runs = [Path(run_a), Path(run_b)]
+    preds, rules, task = [], [], None
+    for run in runs:
+        config = read_json(run / "config.json")
+        task = run_task(config, run / "config.json")
+        pred = read_csv(run / "predictions.csv", ("record", "subject", "window", "y_true", "fold"))
+        preds.append(pred.sort_values(["record", "window"]).reset_index(drop=True))
+        sels = {f["name"]: read_json(run / f["name"] / "selection.json") for f in config["split"]["folds_detail"]}
+        rules.append({k: DecisionRule.from_dict(v["decision_rule"]) for k, v in sels.items()})
+    a, b = preds
+    if not (a[["record", "window", "fold"]].equals(b[["record", "window", "fold"]])):
+        raise AlsnetError(f"{runs[0]} and {runs[1]} are not scored on the same windows and folds")
+
+    def bacc(rule: dict) -> Callable[[pd.DataFrame], float]:
+        def f(df: pd.DataFrame) -> float:
+            units = aggregate(df, "window", task)
+            yhat = decide_units(units, task, rule)
+            y = units["y_true"].to_numpy()
+            return float(np.mean([(yhat[y == c] == c).mean() for c in np.unique(y)]))
+        return f
+
+    ll = paired_bootstrap(a, b, lambda df: _ll(df, task), n_boot=n_boot, seed=seed)
+    ba = paired_bootstrap(a, b, bacc(rules[0]), statistic_b=bacc(rules[1]), n_boot=n_boot, seed=seed)
+    right = []
+    for pred, rule in zip(preds, rules):
+        units = aggregate(pred, "subject", task)
+        right.append(pd.Series(decide_units(units, task, rule) == units["y_true"].to_numpy(),
+                               index=units["subject"]))
+    mc = mcnemar_exact(right[0].to_numpy(), right[1].reindex(right[0].index).to_numpy())
+    return {"a": runs[0].name, "b": runs[1].name, "subject_log_loss_difference": ll,
+            "window_balanced_accuracy_difference": ba, "mcnemar_subjects": mc}
+
+
+__all__ = ["inner_curves", "paired_comparison", "per_subject_table", "plot_budget", "summary_row"]
