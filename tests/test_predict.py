@@ -124,7 +124,7 @@ def test_when_every_recording_fails_predict_exits_3_naming_each(model_path, tmp_
     assert rc == 3
     lines = err.splitlines()
     assert len(lines) == 3 and all(ln.startswith("alsnet predict: error: ") for ln in lines)
-    assert f"{tmp_path / 'empty'}: no recordings found (alsnet reads .hea, .npy" in lines[1]
+    assert f"{tmp_path / 'empty'}: not a regular file but a folder: no recordings found (alsnet reads .hea" in lines[1]
     assert lines[2].endswith("gone.npy: file not found")
     assert "3 of 3 recording(s) could not be scored" in out
 

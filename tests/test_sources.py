@@ -246,3 +246,14 @@ def test_the_wav_container_size_comes_from_the_fmt_chunk_after_other_chunks(tmp_
     out = b"RIFF" + struct.pack("<I", 4 + len(extra) + len(body)) + b"WAVE" + extra + body
     (tmp_path / "b.wav").write_bytes(out)
     assert read_recording(tmp_path / "b.wav", scale=1.0).signal[:4].tolist() == [1, -1, 2**23 - 1, -2**23]
+
+
+def test_a_folder_given_as_a_recording_says_what_it_holds(tmp_path):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "two").mkdir()
+    for name in ("a", "b"):
+        np.save(tmp_path / "two" / f"{name}.npy", np.zeros(10))
+    with pytest.raises(InputError, match=r"empty: not a regular file but a folder: no recordings found"):
+        open_source(tmp_path / "empty")
+    with pytest.raises(InputError, match=r"two: not a regular file but a folder of 2 recordings"):
+        read_recording(tmp_path / "two", fs=1000.0)

@@ -70,7 +70,6 @@ class _WindowBar:
 
 def run(args: argparse.Namespace) -> int:
     from alsnet.cli.main import JSON_SCHEMA_VERSION, inputs_exit_code, print_json
-    from alsnet.data.io import NO_RECORDINGS
     from alsnet.diagnosis.predict import DISCLAIMER, Predictor
     from alsnet.diagnosis.qc import DEFAULT_QC_POLICY, QC_POLICIES
     from alsnet.errors import UsageError
@@ -87,16 +86,12 @@ def run(args: argparse.Namespace) -> int:
         from tqdm.auto import tqdm
 
         files_bar = tqdm(total=len(paths), desc="recordings", unit="rec", file=sys.stderr)
-    for path, is_empty_folder in paths:
-        if is_empty_folder:
-            r = {"path": path, "label": None, "probabilities": None, "n_windows": None,
-                 "n_windows_used": None, "error": f"{path}: {NO_RECORDINGS}"}
-        else:
-            bar = _WindowBar(str(path)[-40:]) if sys.stderr.isatty() else None
-            r = predictor.predict(path, fs=args.fs, scale=args.scale, channel=args.channel, errors="return",
-                                  progress=bar)
-            if bar:
-                bar.close()
+    for path in paths:
+        bar = _WindowBar(str(path)[-40:]) if sys.stderr.isatty() else None
+        r = predictor.predict(path, fs=args.fs, scale=args.scale, channel=args.channel, errors="return",
+                              progress=bar)
+        if bar:
+            bar.close()
         if not r["error"] and args.report:
             r = _write_report(predictor, r, args, many=len(paths) > 1)
         if r["error"]:
@@ -121,20 +116,17 @@ def run(args: argparse.Namespace) -> int:
     return inputs_exit_code(n_bad, len(results))
 
 
-def _expand(paths: list[str]) -> list[tuple[str, bool]]:
-    """``(path, is_empty_folder)``: folders become the recordings found in them (one ``.hea``
-    per WFDB record); a folder with none stays, to be reported as a failed input."""
+def _expand(paths: list[str]) -> list[str]:
+    """Folders become the recordings found in them (one ``.hea`` per WFDB record); a folder
+    with none stays, and its reader says so as a failed input."""
     from pathlib import Path
 
     from alsnet.data.io import find_recordings
 
     out = []
     for p in paths:
-        if Path(p).is_dir():
-            found = [(str(f), False) for f in find_recordings(p)]
-            out += found or [(p, True)]
-        else:
-            out.append((p, False))
+        found = [str(f) for f in find_recordings(p)] if Path(p).is_dir() else [p]
+        out += found or [p]
     return out
 
 

@@ -164,6 +164,11 @@ def _file_errors(path: str | os.PathLike) -> Iterator[None]:
 
 def _file_kind(p: Path) -> str:
     """The reader of a path (by suffix; a bare WFDB stem works too), its file checked to exist."""
+    if p.is_dir():
+        n = len(find_recordings(p))
+        raise InputError(f"not a regular file but a folder: {NO_RECORDINGS}" if n == 0 else
+                         f"not a regular file but a folder of {n} recordings (alsnet predict and data "
+                         "info take folders)", p)
     kind = SUFFIXES.get(p.suffix.lower())
     if kind is None and stem_file(p, ".hea").is_file():
         return "wfdb"
@@ -176,7 +181,7 @@ def _file_kind(p: Path) -> str:
         if not p.exists():
             raise InputError("file not found", p)
         if not p.is_file():
-            raise InputError("not a regular file" + (" (a folder)" if p.is_dir() else ""), p)
+            raise InputError("not a regular file", p)
         if p.stat().st_size == 0:
             raise InputError("file is empty", p)
     return kind
