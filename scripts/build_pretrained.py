@@ -39,6 +39,22 @@ WEIGHTED_LIMIT = ("Trained with a class-balanced loss: its probabilities assume 
                   "calibration entry on this card gives the expected calibration error on validation windows.")
 
 
+def _domain(data: Path, ws, train: np.ndarray) -> dict:
+    """The card's training-domain record: rates, band and muscles from the training recordings'
+    headers, window statistics from the training windows (alsnet.data.domain)."""
+    from alsnet.data.domain import muscle_of, training_domain
+    from alsnet.data.io import find_recordings, open_source
+
+    used, heads = set(ws.record[train]), []
+    for p in find_recordings(data):
+        with open_source(p) as src:
+            if src.record in used:
+                heads.append((src.fs, muscle_of(src.record, src.meta), src.meta))
+    return training_domain(ws.x[train], rates=[h[0] for h in heads], muscles=[h[1] for h in heads],
+                           metas=[h[2] for h in heads],
+                           source=f"measured from the {len(heads)} training recordings by scripts/build_pretrained.py")
+
+
 def _evaluation(run: Path, task: str) -> dict:
     """The subject-wise metrics of a cross-validated run folder, for the model card."""
     from alsnet.errors import AlsnetError
@@ -105,7 +121,7 @@ def main(argv=None) -> int:
                               "validation_subjects": sorted(set(ws.subject[val]))},
             "protocol": "all subjects (no test set); validation from held-out training subjects",
             "recipe": recipe.to_dict(), "deviations": recipe.deviations(), "seed": args.seed,
-            "evaluation": evaluation, "intended_use": INTENDED_USE,
+            "evaluation": evaluation, "intended_use": INTENDED_USE, "domain": _domain(args.data, ws, train),
             "limitations": LIMITS + ([WEIGHTED_LIMIT] if args.class_weight else []),
             "rebuild": (f"python scripts/build_pretrained.py --data {args.data} --task {args.task} "
                         f"--max-epochs {args.max_epochs} --train-crop {args.train_crop:g} --seed {args.seed}"

@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 
 from alsnet.data.dataset import iter_recordings, recording_windows
-from alsnet.diagnosis.domain import domain_warnings, muscle_of, training_domain, window_stats
+from alsnet.data.domain import muscle_of, training_domain, window_stats
+from alsnet.diagnosis.domain import domain_warnings
 
 
 def main(argv: list[str] | None = None) -> int:

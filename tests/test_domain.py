@@ -9,9 +9,10 @@ import pytest
 from scipy.signal import resample_poly
 
 from alsnet.cli.main import main
+from alsnet.data.domain import muscle_of, training_domain, window_stats, windowset_domain
 from alsnet.data.simulate import draw_subject, simulate_dataset, simulate_recording
 from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
-from alsnet.diagnosis.domain import N2001_DOMAIN, card_domain, domain_warnings, muscle_of, training_domain
+from alsnet.diagnosis.domain import N2001_DOMAIN, card_domain, domain_warnings
 from alsnet.diagnosis.predict import Predictor
 
 
@@ -66,11 +67,16 @@ def test_predict_prints_one_warning_line_and_json_carries_the_list(tmp_path, cap
 def test_amplitudes_far_outside_the_training_windows_are_warned_about():
     rng = np.random.default_rng(0)
     loud = rng.normal(0, 5000.0, (3, WINDOW_SAMPLES))                  # 5 mV RMS: a wrong unit (mV read as µV)
-    from alsnet.diagnosis.domain import window_stats
-
     w = domain_warnings(N2001_DOMAIN, fs=MODEL_FS, muscle="biceps brachii", stats=window_stats(loud))
     (rms,) = [s for s in w if s.startswith("its median window RMS is ")]
     assert float(rms.split()[5]) == pytest.approx(5000.0, rel=0.01) and "7.119-160.5 µV" in rms
+
+
+def test_a_fold_records_the_muscles_of_its_windows_records():
+    dom = windowset_domain(np.random.default_rng(2).normal(0, 40, (5, WINDOW_SAMPLES)),
+                           ["N2001A01BB01", "N2001C02BB03", "N2001C02BB03"])
+    assert dom["muscles"] == ["biceps brachii"] and dom["n_windows"] == 5
+    assert dom["window_stats"]["rms_uv"]["p50"] == pytest.approx(40.0, rel=0.05)
 
 
 def test_a_card_without_a_domain_record_is_compared_with_n2001_and_says_so():

@@ -272,8 +272,8 @@ def analyse_recording(path: str | os.PathLike, fs: float | None = None, scale: f
     """
     import warnings
 
+    from alsnet.data.domain import muscle_of
     from alsnet.data.io import read_recording
-    from alsnet.diagnosis.domain import muscle_of
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a flat or mislabelled file is analysed all the same

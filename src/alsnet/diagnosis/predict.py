@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from alsnet.data.domain import muscle_of
 from alsnet.data.io import open_source
 from alsnet.data.labels import get_task
 from alsnet.data.source import Source, as_float32
@@ -31,7 +32,7 @@ from alsnet.data.windows import (
     resample_to_model_rate,
     resampled_length,
 )
-from alsnet.diagnosis.domain import card_domain, domain_warnings, muscle_of
+from alsnet.diagnosis.domain import card_domain, domain_warnings
 from alsnet.diagnosis.qc import DEFAULT_QC_POLICY, RecordingChecks, check_policy
 from alsnet.errors import AlsnetError, InputError
 from alsnet.evaluation.decision import DecisionRule

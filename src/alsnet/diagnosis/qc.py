@@ -207,7 +207,7 @@ class RecordingChecks:
 
     def add(self, windows: np.ndarray) -> np.ndarray:
         """Record the chunk's reasons and statistics; the mask of windows to score."""
-        from alsnet.diagnosis.domain import window_stats
+        from alsnet.data.domain import window_stats
 
         q = window_qc(windows, MODEL_FS, self.rules)
         self.qc += q

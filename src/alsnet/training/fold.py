@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from alsnet.data.dataset import WindowSet
+from alsnet.data.domain import windowset_domain
 from alsnet.data.labels import Task
 from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
 from alsnet.errors import AlsnetError
@@ -178,7 +179,9 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
         "task": task.name, "calibration": calib,
         "best_epoch": _best_epoch(history.rows), "best_val_loss": float(best.best_model_score)
         if best.best_model_score is not None else None,
-        "backend": describe_backend(eval_backend, recipe.fast), **(card or {})})
+        "backend": describe_backend(eval_backend, recipe.fast),
+        # what the model has seen, for out-of-domain warnings (a caller's card may measure more)
+        "domain": windowset_domain(ws.x[fold.train], ws.record[fold.train]), **(card or {})})
     np.savez_compressed(fold_dir / "calibration.npz", val_logits=val_logits, val_y=ws.y[fold.val],
                         test_logits=logits, test_y=ws.y[fold.test], temperature=calib["temperature"])
     return predictions_frame(ws, fold.test, proba, task, fold.name) if score_test else None
