@@ -67,3 +67,17 @@ def test_the_report_renders_in_headless_chromium(report, tmp_path):
 
     out, _ = report
     assert check(out, tmp_path / "shot.png") == []
+
+
+def test_the_demo_ends_with_the_report_of_a_held_out_recording(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--recordings", "1",
+                 "--epochs", "1"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("what a clinician reads: the report of held-out recording N2001")
+    page = Path(last.rsplit(": ", 1)[1])
+    assert page == tmp_path / "demo" / "recording_report.html"
+    text = page.read_text(encoding="utf-8")
+    assert "<h2>Motor-unit potentials</h2>" in text and DISCLAIMER in text
+    test_records = {ln.split(",")[0] for ln in (tmp_path / "demo" / "run" / "predictions.csv").read_text()
+                    .splitlines()[1:]}
+    assert last.split("held-out recording ")[1].split(" ")[0] in test_records

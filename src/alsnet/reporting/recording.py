@@ -150,6 +150,8 @@ def _muap_html(m: dict) -> str:
 def _card_html(pred: Predictor) -> str:
     card = pred.loaded.card
     td = card.get("training_data") or {}
+    if not isinstance(td, dict):  # a run folder's fold card names its data folder only
+        td = {"dataset": str(td)}
     dom, note = pred.domain, pred.domain_note
     st = dom.get("window_stats", {})
     rows = [("model", f'{Path(pred.loaded.path).name} ({card.get("task")})'),
