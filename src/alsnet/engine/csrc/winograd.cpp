@@ -80,8 +80,64 @@ inline void in_transform(const Loader& L, const float* xn, int t0, int d, const 
   }
 }
 
-constexpr int RB = 6;   // tiles per register block (6 x 16 outputs = 12 accumulators)
+#if defined(__AVX512F__)
+// 12 tiles x 16 outputs = 12 zmm accumulators (of 32 registers), each FMA taking its
+// broadcast V value straight from memory: half the instructions per multiply-add of the
+// AVX2 kernel, which is what limits it where 512-bit FMAs run at 256-bit rate (Zen 4).
+constexpr int RB = 12;  // tiles per register block
+constexpr int NB = 2;   // register blocks sharing one 16-column slice of U while it is in L1
+#else
+constexpr int RB = 6;   // tiles per register block (6 x 16 outputs = 12 ymm accumulators)
 constexpr int NB = 4;   // register blocks sharing one 16-column slice of U while it is in L1
+#endif
+
+// mb[r][0:16] = V row r (stride vs) @ Ux (Cin x 16), r < RB: the register block of the
+// channel-mixing GEMM. Named accumulators: arrays of vectors get spilled to the stack by GCC.
+inline void micro_kernel(const float* v0, size_t vs, int Cin, const float* Ux, float* mb) {
+#if defined(__AVX512F__)
+  const float *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs, *v4 = v3 + vs, *v5 = v4 + vs, *v6 = v5 + vs,
+              *v7 = v6 + vs, *v8 = v7 + vs, *v9 = v8 + vs, *v10 = v9 + vs, *v11 = v10 + vs;
+  __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0,
+         c9 = c0, c10 = c0, c11 = c0;
+  for (int k = 0; k < Cin; ++k) {
+    const __m512 b = _mm512_loadu_ps(Ux + k * 16);
+    c0 = _mm512_fmadd_ps(_mm512_set1_ps(v0[k]), b, c0);
+    c1 = _mm512_fmadd_ps(_mm512_set1_ps(v1[k]), b, c1);
+    c2 = _mm512_fmadd_ps(_mm512_set1_ps(v2[k]), b, c2);
+    c3 = _mm512_fmadd_ps(_mm512_set1_ps(v3[k]), b, c3);
+    c4 = _mm512_fmadd_ps(_mm512_set1_ps(v4[k]), b, c4);
+    c5 = _mm512_fmadd_ps(_mm512_set1_ps(v5[k]), b, c5);
+    c6 = _mm512_fmadd_ps(_mm512_set1_ps(v6[k]), b, c6);
+    c7 = _mm512_fmadd_ps(_mm512_set1_ps(v7[k]), b, c7);
+    c8 = _mm512_fmadd_ps(_mm512_set1_ps(v8[k]), b, c8);
+    c9 = _mm512_fmadd_ps(_mm512_set1_ps(v9[k]), b, c9);
+    c10 = _mm512_fmadd_ps(_mm512_set1_ps(v10[k]), b, c10);
+    c11 = _mm512_fmadd_ps(_mm512_set1_ps(v11[k]), b, c11);
+  }
+  _mm512_store_ps(mb, c0); _mm512_store_ps(mb + 16, c1); _mm512_store_ps(mb + 32, c2);
+  _mm512_store_ps(mb + 48, c3); _mm512_store_ps(mb + 64, c4); _mm512_store_ps(mb + 80, c5);
+  _mm512_store_ps(mb + 96, c6); _mm512_store_ps(mb + 112, c7); _mm512_store_ps(mb + 128, c8);
+  _mm512_store_ps(mb + 144, c9); _mm512_store_ps(mb + 160, c10); _mm512_store_ps(mb + 176, c11);
+#else
+  const float *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs, *v4 = v3 + vs, *v5 = v4 + vs;
+  __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
+         c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (int k = 0; k < Cin; ++k) {
+    const __m256 b0 = _mm256_loadu_ps(Ux + k * 16), b1 = _mm256_loadu_ps(Ux + k * 16 + 8);
+    __m256 a;
+    a = _mm256_broadcast_ss(v0 + k); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
+    a = _mm256_broadcast_ss(v1 + k); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
+    a = _mm256_broadcast_ss(v2 + k); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
+    a = _mm256_broadcast_ss(v3 + k); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
+    a = _mm256_broadcast_ss(v4 + k); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
+    a = _mm256_broadcast_ss(v5 + k); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
+  }
+  _mm256_store_ps(mb, c00); _mm256_store_ps(mb + 8, c01); _mm256_store_ps(mb + 16, c10);
+  _mm256_store_ps(mb + 24, c11); _mm256_store_ps(mb + 32, c20); _mm256_store_ps(mb + 40, c21);
+  _mm256_store_ps(mb + 48, c30); _mm256_store_ps(mb + 56, c31); _mm256_store_ps(mb + 64, c40);
+  _mm256_store_ps(mb + 72, c41); _mm256_store_ps(mb + 80, c50); _mm256_store_ps(mb + 88, c51);
+#endif
+}
 
 // U (A, Cin, Cout) repacked as (A, Cout/16, Cin, 16): each slice the micro-kernel streams
 // is contiguous.
@@ -96,37 +152,18 @@ inline std::vector<float> pack_u(const float* U, int A, int Cin, int Cout) {
 }
 
 // For nb*RB tiles: Y[r][i][:] = sum_xi AT[i][xi] * (V[r][xi][:] @ U[xi]) -- the channel
-// mixing GEMM (a 6x16 register-blocked micro-kernel) with the inverse transform applied
+// mixing GEMM (register-blocked micro_kernel) with the inverse transform applied
 // from a small L1 buffer, so the alpha products of a tile never reach memory. V rows
 // have stride A*Cin; Y is (nb*RB, m, Cout); Up is packed by pack_u.
 template <int A, bool PAIRED>
 inline void gemm_tiles(const float* V, int nb, int Cin, const float* Up, int Cout, const float* at, int m, float* Y) {
   const size_t vs = (size_t)A * Cin, ys = (size_t)m * Cout;
-  alignas(32) float Mb[NB][A][RB][16];
+  alignas(64) float Mb[NB][A][RB][16];
   for (int j0 = 0; j0 < Cout; j0 += 16) {
     for (int xi = 0; xi < A; ++xi) {
       const float* Ux = Up + ((size_t)xi * (Cout / 16) + j0 / 16) * Cin * 16;
       for (int b = 0; b < nb; ++b) {
-        const float* v0 = V + b * RB * vs + xi * Cin;
-        const float *v1 = v0 + vs, *v2 = v1 + vs, *v3 = v2 + vs, *v4 = v3 + vs, *v5 = v4 + vs;
-        // named accumulators: arrays of __m256 get spilled to the stack by GCC
-        __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
-               c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-        for (int k = 0; k < Cin; ++k) {
-          const __m256 b0 = _mm256_loadu_ps(Ux + k * 16), b1 = _mm256_loadu_ps(Ux + k * 16 + 8);
-          __m256 a;
-          a = _mm256_broadcast_ss(v0 + k); c00 = _mm256_fmadd_ps(a, b0, c00); c01 = _mm256_fmadd_ps(a, b1, c01);
-          a = _mm256_broadcast_ss(v1 + k); c10 = _mm256_fmadd_ps(a, b0, c10); c11 = _mm256_fmadd_ps(a, b1, c11);
-          a = _mm256_broadcast_ss(v2 + k); c20 = _mm256_fmadd_ps(a, b0, c20); c21 = _mm256_fmadd_ps(a, b1, c21);
-          a = _mm256_broadcast_ss(v3 + k); c30 = _mm256_fmadd_ps(a, b0, c30); c31 = _mm256_fmadd_ps(a, b1, c31);
-          a = _mm256_broadcast_ss(v4 + k); c40 = _mm256_fmadd_ps(a, b0, c40); c41 = _mm256_fmadd_ps(a, b1, c41);
-          a = _mm256_broadcast_ss(v5 + k); c50 = _mm256_fmadd_ps(a, b0, c50); c51 = _mm256_fmadd_ps(a, b1, c51);
-        }
-        float* mb = &Mb[b][xi][0][0];
-        _mm256_store_ps(mb, c00); _mm256_store_ps(mb + 8, c01); _mm256_store_ps(mb + 16, c10);
-        _mm256_store_ps(mb + 24, c11); _mm256_store_ps(mb + 32, c20); _mm256_store_ps(mb + 40, c21);
-        _mm256_store_ps(mb + 48, c30); _mm256_store_ps(mb + 56, c31); _mm256_store_ps(mb + 64, c40);
-        _mm256_store_ps(mb + 72, c41); _mm256_store_ps(mb + 80, c50); _mm256_store_ps(mb + 88, c51);
+        micro_kernel(V + b * RB * vs + xi * Cin, vs, Cin, Ux, &Mb[b][xi][0][0]);
       }
     }
     for (int b = 0; b < nb; ++b)
