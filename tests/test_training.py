@@ -210,3 +210,54 @@ def test_validation_scores_through_the_inference_engine_give_the_eval_mode_logit
     assert float((got - ref).abs().max() / ref.abs().max()) < 1e-4
     y = torch.tensor([0, 1, 2] * 8)
     assert float(module._loss(got, y)) == pytest.approx(float(module._loss(ref, y)), rel=1e-4)
+
+
+@pytest.mark.slow
+def test_folds_run_as_separate_jobs_merge_into_the_metrics_of_one_run(tmp_path):
+    """A cluster array: one process per LOSO fold, all writing into one run folder, then --merge."""
+    import json
+    import subprocess
+
+    from alsnet.data.simulate import simulate_dataset
+
+    data = tmp_path / "sim"
+    simulate_dataset(data, n_subjects={"als": 2, "normal": 2}, recordings_per_subject=2, duration_s=2.2, seed=1)
+    common = ["train", "--data", str(data), "--protocol", "loso", "--model", "knn", "--n-boot", "50", "--quiet"]
+    one = subprocess.run(_cli(*common, "--out", str(tmp_path / "one")), capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr
+    jobs = [subprocess.Popen(_cli(*common, "--out", str(tmp_path / "array"), "--fold", f"subject-{s}"),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for s in ("A01", "A02", "C01", "C02")]
+    for j in jobs:
+        _, err = j.communicate(timeout=300)
+        assert j.returncode == 0, err
+        assert "alsnet train --merge" in err
+    assert not (tmp_path / "array" / "metrics.json").exists()      # no job scores a partial run
+    merged = subprocess.run(_cli("train", "--merge", str(tmp_path / "array"), "--quiet"), capture_output=True,
+                            text=True)
+    assert merged.returncode == 0, merged.stderr
+    a = json.loads((tmp_path / "one" / "metrics.json").read_text())
+    b = json.loads((tmp_path / "array" / "metrics.json").read_text())
+    for level in ("window", "recording", "subject"):
+        assert a[level]["confusion_matrix"] == b[level]["confusion_matrix"]
+        assert a[level]["roc_auc"] == b[level]["roc_auc"]
+
+
+@pytest.mark.slow
+def test_merging_a_run_with_an_unfinished_fold_names_it(tmp_path):
+    import subprocess
+
+    from alsnet.data.simulate import simulate_dataset
+
+    data = tmp_path / "sim"
+    simulate_dataset(data, n_subjects={"als": 2, "normal": 2}, recordings_per_subject=1, duration_s=2.2, seed=1)
+    job = subprocess.run(_cli("train", "--data", str(data), "--protocol", "loso", "--model", "knn", "--quiet",
+                              "--out", str(tmp_path / "r"), "--fold", "subject-A01"), capture_output=True, text=True)
+    assert job.returncode == 0, job.stderr
+    other = subprocess.run(_cli("train", "--data", str(data), "--protocol", "loso", "--model", "svm", "--quiet",
+                                "--out", str(tmp_path / "r"), "--fold", "subject-A02"), capture_output=True, text=True)
+    assert other.returncode == 3 and "holds another experiment (differs in model)" in other.stderr
+    merged = subprocess.run(_cli("train", "--merge", str(tmp_path / "r")), capture_output=True, text=True)
+    assert merged.returncode == 3
+    assert "3 of 4 folds unfinished (subject-A02, subject-C01, subject-C02)" in merged.stderr
+    assert merged.stderr.count("\n") == 1

@@ -65,6 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", default="auto", help="inference path for evaluation (default auto)")
     p.add_argument("--force", action="store_true", help="overwrite an existing run folder")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run from its checkpoints")
+    p.add_argument("--merge", metavar="RUN_DIR",
+                   help="compute the metrics of a run whose folds were trained as separate jobs (--fold NAME, "
+                        "e.g. a SLURM array writing into one --out): trains nothing, names any unfinished fold")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true",
                    help="print the metrics summary (window / recording / subject, with intervals) as JSON")
@@ -77,13 +80,13 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
     from alsnet.training.experiment import Experiment
     from alsnet.training.recipe import Recipe, cli_options
 
-    if not args.resume and (not args.data or not args.out):
-        raise AlsnetError("--data and --out are required (or --resume RUN_DIR)")
+    if not (args.resume or args.merge) and (not args.data or not args.out):
+        raise AlsnetError("--data and --out are required (or --resume / --merge RUN_DIR)")
     recipe = Recipe(**{kw["dest"]: getattr(args, kw["dest"]) for _, kw in cli_options()})
     devices = int(args.devices) if str(args.devices).isdigit() else args.devices
     trainer = {"accelerator": args.accelerator, "devices": devices, "num_nodes": args.num_nodes,
                "strategy": args.strategy, "precision": args.precision}
-    return Experiment(data=args.data or "", out=args.out or args.resume, task=args.task,
+    return Experiment(data=args.data or "", out=args.out or args.resume or args.merge, task=args.task,
                       protocol=args.protocol, folds=args.folds, model=args.model, seed=args.seed,
                       recipe=recipe, invalid=args.invalid, overlap=args.overlap, jobs=args.jobs,
                       only_folds=args.only_folds, eval_backend=args.backend, n_boot=args.n_boot,
@@ -118,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         from alsnet.training.experiment import run as run_experiment
 
         exp = experiment_from_args(args)
-        metrics = run_experiment(exp, force=args.force, resume=bool(args.resume), progress=progress)
+        metrics = run_experiment(exp, force=args.force, resume=bool(args.resume), progress=progress,
+                                 merge=bool(args.merge))
     if metrics is not None:
         from alsnet.reporting.figures import write_run_figures
 

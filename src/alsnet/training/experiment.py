@@ -20,7 +20,7 @@ from alsnet.data.windows import window_settings
 from alsnet.errors import AlsnetError
 from alsnet.training.fold import MODELS, train_alsnet_fold, train_baseline_fold
 from alsnet.training.recipe import Recipe
-from alsnet.training.runs import is_rank_zero, prepare_run_dir, read_json, versions, write_csv, write_json
+from alsnet.training.runs import is_rank_zero, join_run_dir, prepare_run_dir, read_json, versions, write_csv, write_json
 from alsnet.training.splits import describe, make_folds, protocol_label
 
 
@@ -69,10 +69,21 @@ def _say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
 
-def run(exp: Experiment, *, force: bool = False, resume: bool = False, progress: bool = True) -> dict | None:
-    """Run an experiment; returns the metrics (None on non-zero DDP ranks)."""
-    run_dir = prepare_run_dir(exp.out, force=force, resume=resume)
-    if resume:
+def run(exp: Experiment, *, force: bool = False, resume: bool = False, progress: bool = True,
+        merge: bool = False) -> dict | None:
+    """Run an experiment; returns the metrics (None on non-zero DDP ranks and for ``--fold`` jobs).
+
+    With ``exp.only_folds`` (``alsnet train --fold NAME``, one job of a cluster array) only
+    those folds are trained, into a run folder shared with the other jobs; ``merge=True``
+    (``alsnet train --merge RUN_DIR``) trains nothing and computes the metrics once every
+    fold's predictions are there.
+    """
+    joined = False
+    if exp.only_folds and not resume and not merge and not force:
+        run_dir, joined = join_run_dir(exp.out, exp.to_dict(), ("only_folds", "jobs", "out"))
+    else:
+        run_dir = prepare_run_dir(exp.out, force=force, resume=resume or merge)
+    if resume or merge:
         # everything but the folder comes from the run's own config (task, protocol, recipe, ...)
         exp = Experiment.from_dict(read_json(run_dir / "config.json")["experiment"])
     if exp.model not in MODELS:
@@ -82,29 +93,41 @@ def run(exp: Experiment, *, force: bool = False, resume: bool = False, progress:
     ws = load_windows(exp.data, task, overlap=exp.overlap, invalid=exp.invalid, progress=progress)
     for p in ws.problems or []:
         _say(f"alsnet train: warning: {p.path}: {p.message}" if p.path else f"alsnet train: warning: {p.message}")
-    folds = make_folds(exp.protocol, ws.y, ws.subject, seed=exp.seed, folds=exp.folds)
+    all_folds = make_folds(exp.protocol, ws.y, ws.subject, seed=exp.seed, folds=exp.folds)
+    folds = all_folds
     if exp.only_folds:
-        folds = [f for f in folds if f.name in exp.only_folds]
+        folds = [f for f in all_folds if f.name in exp.only_folds]
         if not folds:
-            raise AlsnetError(f"--fold matched none of the folds of protocol {exp.protocol!r}")
+            raise AlsnetError(f"--fold matched none of the folds of protocol {exp.protocol!r} "
+                              f"({', '.join(f.name for f in all_folds)})")
     split = describe(exp.protocol, seed=exp.seed, folds=exp.folds)
     split["folds_detail"] = [{"name": f.name, "n_train": len(f.train), "n_val": len(f.val),
                               "n_test": len(f.test),
                               "test_subjects": sorted(set(ws.subject[f.test])),
-                              "val_subjects": sorted(set(ws.subject[f.val]))} for f in folds]
-    config = {"experiment": exp.to_dict(), "task": task.to_dict(), "model": exp.model,
+                              "val_subjects": sorted(set(ws.subject[f.val]))} for f in all_folds]
+    config = {"experiment": {**exp.to_dict(), "only_folds": None}, "task": task.to_dict(), "model": exp.model,
               "split": split, "window": window_settings(), "seed": exp.seed, "data": exp.data,
               "n_windows": len(ws), "n_windows_dropped": ws.n_dropped,
               "windows_per_class": {c: int((ws.y == k).sum()) for k, c in enumerate(task.classes)},
               "subjects": sorted(set(ws.subject)), "deviations": exp.recipe.deviations()
               if exp.model == "alsnet" else [], "versions": versions(),
               "backend": _backend(exp) if exp.model == "alsnet" else None}
-    if is_rank_zero() and not resume:
+    if is_rank_zero() and not (resume or merge or joined):
         write_json(run_dir / "config.json", config)
+    if merge:
+        missing = [f.name for f in all_folds if not (run_dir / "folds" / f.name / "predictions.csv").is_file()]
+        if missing:
+            raise AlsnetError(f"cannot merge: {len(missing)} of {len(all_folds)} folds unfinished "
+                              f"({', '.join(missing)})", run_dir)
+        folds = []
     _say(f"{len(ws)} windows ({ws.n_dropped} dropped for invalid samples) from "
          f"{len(set(ws.record))} recordings of {len(set(ws.subject))} subjects; "
          f"{len(folds)} fold(s), protocol {exp.protocol}: {protocol_label(exp.protocol)}")
-    frames = _run_folds(exp, ws, folds, task, run_dir, progress)
+    frames = _run_folds(exp, ws, all_folds, folds, task, run_dir, progress)
+    if exp.only_folds and not merge:
+        _say(f"fold(s) {', '.join(f.name for f in folds)} done in {run_dir}; when every fold is done: "
+             f"alsnet train --merge {run_dir}")
+        return None
     if not is_rank_zero() or frames is None:
         return None
     return finish(run_dir, exp, task, frames, wall_s=time.perf_counter() - t0)
@@ -114,9 +137,16 @@ def _fold_seed(exp: Experiment, k: int) -> int:
     return exp.seed * 1000 + k
 
 
-def _run_folds(exp, ws: WindowSet, folds, task, run_dir: Path, progress: bool):
+def _run_folds(exp, ws: WindowSet, all_folds, selected, task, run_dir: Path, progress: bool):
+    """Train the selected folds not yet done; the predictions of every fold, or None if some are missing.
+
+    A fold's seed is its position among *all* folds, so a fold trained alone (a cluster job)
+    is the fold an uninterrupted run trains.
+    """
+    folds = all_folds
+    names = {f.name for f in selected}
     done = {f.name for f in folds if (run_dir / "folds" / f.name / "predictions.csv").is_file()}
-    todo = [(k, f) for k, f in enumerate(folds) if f.name not in done]
+    todo = [(k, f) for k, f in enumerate(folds) if f.name in names and f.name not in done]
     if exp.jobs > 1 and len(todo) > 1 and exp.model == "alsnet":
         _run_parallel(exp, todo, run_dir)
     else:
@@ -133,8 +163,10 @@ def _run_folds(exp, ws: WindowSet, folds, task, run_dir: Path, progress: bool):
             _run_one(exp, ws, f, k, task, run_dir, progress, features)
     if not is_rank_zero():
         return None
-    return [pd.read_csv(run_dir / "folds" / f.name / "predictions.csv", dtype={"fold": str, "subject": str})
-            for f in folds]
+    paths = [run_dir / "folds" / f.name / "predictions.csv" for f in folds]
+    if not all(p.is_file() for p in paths):
+        return None
+    return [pd.read_csv(p, dtype={"fold": str, "subject": str}) for p in paths]
 
 
 def _run_one(exp, ws, fold, k, task, run_dir: Path, progress: bool, features=None) -> None:

@@ -54,7 +54,7 @@ from alsnet.evaluation.selection import InnerOOF, ensemble_proba, select
 from alsnet.files import atomic_write_bytes
 from alsnet.training.fold import predictions_frame
 from alsnet.training.recipe import Recipe
-from alsnet.training.runs import prepare_run_dir, read_json, versions, write_csv, write_json
+from alsnet.training.runs import join_run_dir, prepare_run_dir, read_json, versions, write_csv, write_json
 from alsnet.training.splits import NestedFold, describe_nested, make_nested_folds
 
 if TYPE_CHECKING:
@@ -269,7 +269,11 @@ def _steps(exp: NestedExperiment, ws: WindowSet, fold: NestedFold, epoch: int) -
 
 def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, progress: bool = True) -> dict | None:
     """Run (or resume) a nested evaluation; returns the metrics once every outer fold is done."""
-    run_dir = prepare_run_dir(exp.out, force=force, resume=resume)
+    joined = False
+    if exp.only_outer and not resume and not force:  # one job of an array sharing one run folder
+        run_dir, joined = join_run_dir(exp.out, exp.to_dict(), ("only_outer", "out", "on_fold_done"))
+    else:
+        run_dir = prepare_run_dir(exp.out, force=force, resume=resume)
     if resume:
         exp = NestedExperiment.from_dict(read_json(run_dir / "config.json")["experiment"])
         exp.out = str(run_dir)
@@ -285,12 +289,13 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
                               "inner": [{"name": n, "val_subjects": sorted(set(ws.subject[va])),
                                          "n_train": len(tr), "n_val": len(va)} for n, tr, va in f.inner]}
                              for f in folds]
-    config = {"experiment": exp.to_dict(), "task": task.to_dict(), "model": exp.model, "split": split,
+    config = {"experiment": {**exp.to_dict(), "only_outer": None}, "task": task.to_dict(), "model": exp.model,
+              "split": split,
               "window": window_settings(), "seed": exp.seed, "data": exp.data, "n_windows": len(ws),
               "subjects": sorted(set(ws.subject)), "versions": versions(),
               "deviations": exp.recipe.deviations() if exp.model == "alsnet" else [],
               "selection": "every choice from pooled inner out-of-fold predictions (alsnet.evaluation.selection)"}
-    if resume:
+    if resume or joined:
         old = read_json(run_dir / "config.json")
         if old.get("split", {}).get("folds_detail") != split["folds_detail"]:
             raise AlsnetError("the data set's folds differ from the run's: not the same data?", run_dir / "config.json")

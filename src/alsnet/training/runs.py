@@ -63,6 +63,36 @@ def prepare_run_dir(path: str | os.PathLike, *, force: bool = False, resume: boo
     return run
 
 
+def join_run_dir(path: str | os.PathLike, experiment: dict, job_keys: tuple[str, ...]) -> tuple[Path, bool]:
+    """The run folder of one job of a cluster array: ``(folder, joined)``.
+
+    Created when absent; joined (``True``) when its ``config.json`` holds the same experiment,
+    ignoring ``job_keys`` (each job's own fold, processes, folder). A folder holding another
+    experiment, or a non-empty one without ``config.json``, is refused with one line.
+    """
+    run = Path(path)
+    cfg = run / "config.json"
+    if cfg.is_file():
+        theirs = read_json(cfg).get("experiment", {})
+        differ = sorted(k for k in set(theirs) | set(experiment)
+                        if k not in job_keys and theirs.get(k) != experiment.get(k))
+        if differ:
+            raise AlsnetError(f"holds another experiment (differs in {', '.join(differ)}); a job joins only "
+                              f"a run of the same experiment", run)
+        return run, True
+    if run.exists() and any(run.iterdir()):
+        # another job of the array may be writing config.json right now: wait for it briefly
+        import time
+
+        for _ in range(50):
+            if cfg.is_file():
+                return join_run_dir(path, experiment, job_keys)
+            time.sleep(0.1)
+        raise AlsnetError("run folder exists, is not empty and has no config.json", run)
+    run.mkdir(parents=True, exist_ok=True)
+    return run, False
+
+
 def _default(o):
     if isinstance(o, (np.integer,)):
         return int(o)
