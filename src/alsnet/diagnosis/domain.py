@@ -62,7 +62,7 @@ def domain_warnings(domain: dict, *, fs: float, muscle: str | None, stats: dict[
     stats : dict of ndarray
         :func:`window_stats` of its windows at the model rate.
     note : str, optional
-        Appended to each warning (e.g. that the domain is the N2001 fallback).
+        Appended once, to the last warning (e.g. that the domain is the N2001 fallback).
     """
     out = []
     band = domain.get("analogue_band_hz")
@@ -85,7 +85,9 @@ def domain_warnings(domain: dict, *, fs: float, muscle: str | None, stats: dict[
     known = domain.get("muscles") or []
     if muscle and known and muscle_name(muscle) not in known:
         out.append(f"recorded from the {muscle}; the model was trained on the {', '.join(known)}")
-    return [f"{w} ({note})" if note else w for w in out]
+    if out and note:
+        out[-1] = f"{out[-1]} ({note})"  # said once, after the last warning
+    return out
 
 
 __all__ = ["MARGIN", "N2001_DOMAIN", "card_domain", "domain_warnings"]

@@ -125,7 +125,9 @@ def window_metrics(windows: np.ndarray, fs: float = MODEL_FS, rules: QcRules = R
     if not ok.any():
         return out
     v = x[ok]
-    tol = np.maximum(rules.clip_tol_uv, 1e-3 * np.abs(v).max(axis=1))
+    # An absolute tolerance: a relative one (0.1 % of the peak) flagged the flat-bottomed
+    # 575-µV trough of a real MUAP in N2001A06BB16 (five samples within 0.53 µV).
+    tol = np.full(len(v), rules.clip_tol_uv)
     # A window that is constant throughout is "flat", not clipped.
     runs = [0 if np.ptp(r) <= t else
             max(_longest_run(np.abs(r - r.max()) <= t), _longest_run(np.abs(r - r.min()) <= t))
