@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -19,13 +19,13 @@ from alsnet.data.labels import get_task
 from alsnet.data.windows import window_settings
 from alsnet.errors import AlsnetError
 from alsnet.training.fold import MODELS, train_alsnet_fold, train_baseline_fold
-from alsnet.training.recipe import Recipe
+from alsnet.training.recipe import Recipe, RecipeConfig
 from alsnet.training.runs import is_rank_zero, join_run_dir, prepare_run_dir, read_json, versions, write_csv, write_json
 from alsnet.training.splits import describe, make_folds, protocol_label
 
 
 @dataclass
-class Experiment:
+class Experiment(RecipeConfig):
     """Everything that defines a run; saved as ``config.json``."""
 
     data: str
@@ -43,18 +43,6 @@ class Experiment:
     eval_backend: str = "auto"
     n_boot: int = 1000
     trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["recipe"] = self.recipe.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> Experiment:
-        d = dict(d)
-        r = dict(d.pop("recipe"))
-        r["betas"] = tuple(r["betas"])
-        return cls(recipe=Recipe(**r), **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def _backend(exp: Experiment) -> dict:

@@ -39,7 +39,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,7 +53,7 @@ from alsnet.errors import AlsnetError
 from alsnet.evaluation.selection import InnerOOF, ensemble_proba, select
 from alsnet.files import atomic_write_bytes
 from alsnet.training.fold import predictions_frame
-from alsnet.training.recipe import Recipe
+from alsnet.training.recipe import Recipe, RecipeConfig
 from alsnet.training.runs import join_run_dir, prepare_run_dir, read_json, versions, write_csv, write_json
 from alsnet.training.splits import NestedFold, describe_nested, make_nested_folds
 
@@ -64,7 +64,7 @@ NESTED_MODELS = ("alsnet", "svm", "rf", "knn")
 
 
 @dataclass
-class NestedExperiment:
+class NestedExperiment(RecipeConfig):
     """Everything that defines a nested run; saved in ``config.json``."""
 
     data: str
@@ -83,18 +83,6 @@ class NestedExperiment:
     only_outer: list[str] | None = None
     on_fold_done: str | None = None
     trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["recipe"] = self.recipe.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> NestedExperiment:
-        d = dict(d)
-        r = dict(d.pop("recipe"))
-        r["betas"] = tuple(r["betas"])
-        return cls(recipe=Recipe(**r), **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def _say(msg: str) -> None:

@@ -88,6 +88,22 @@ class Recipe:
         return d
 
 
+class RecipeConfig:
+    """Mixin of the experiment dataclasses (a ``recipe`` field): JSON-ready dicts and back."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict):  # noqa: ANN206 - returns cls
+        d = dict(d)
+        r = dict(d.pop("recipe"))
+        r["betas"] = tuple(r["betas"])
+        return cls(recipe=Recipe(**r), **{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
+
 def cli_options() -> list[tuple[str, dict]]:
     """``(flag, argparse keyword arguments)`` of every recipe field the command line exposes.
 
@@ -112,4 +128,4 @@ def cli_options() -> list[tuple[str, dict]]:
     return out
 
 
-__all__ = ["Recipe", "cli_options"]
+__all__ = ["Recipe", "RecipeConfig", "cli_options"]
