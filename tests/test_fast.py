@@ -278,6 +278,7 @@ def test_train_forward_falls_back_where_the_fast_path_does_not_apply():
 
 # --------------------------------------------------------------------------- benchmark harness
 
+@pytest.mark.slow
 def test_quick_benchmark_reports_numbers_for_each_path(tmp_path):
     out = tmp_path / "bench.json"
     md = tmp_path / "perf.md"

@@ -88,6 +88,7 @@ def test_simulated_als_muaps_are_larger_and_myopathic_ones_smaller_than_normal(t
     assert m["als"] > m["normal"] > m["myopathy"]
 
 
+@pytest.mark.slow
 def test_real_n2001_als_amplitudes_exceed_controls_and_myopathy_is_smallest(real_data_dir):
     by_subject: dict[str, list[float]] = {}
     for p in sorted(real_data_dir.glob("N2001*.hea")):

@@ -45,6 +45,7 @@ def test_artefacts_injected_into_a_real_recording_are_flagged_with_the_right_rea
     assert window_qc(_inject(w)) == EXPECTED
 
 
+@pytest.mark.slow
 def test_clean_real_control_recordings_have_few_flags(real_data_dir):
     qc = [q for p in sorted(real_data_dir.glob("N2001C0[1-3]*.hea"))
           for q in window_qc(_real_windows(real_data_dir, p.stem))]
