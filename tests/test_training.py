@@ -261,3 +261,54 @@ def test_merging_a_run_with_an_unfinished_fold_names_it(tmp_path):
     assert merged.returncode == 3
     assert "3 of 4 folds unfinished (subject-A02, subject-C01, subject-C02)" in merged.stderr
     assert merged.stderr.count("\n") == 1
+
+
+def _wav_lab(tmp_path, with_scale_column: bool):
+    """A lab's own folder: 16-bit WAV at 48 kHz and a labels.csv (subject, label, scale)."""
+    from scipy.io import wavfile
+    from scipy.signal import resample_poly
+
+    from alsnet.data.io import read_recording
+    from alsnet.data.simulate import simulate_dataset
+
+    sim = tmp_path / "sim"
+    simulate_dataset(sim, n_subjects={"als": 2, "normal": 2}, recordings_per_subject=2, duration_s=2.2, seed=2)
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    rows = ["record,subject,label" + (",scale" if with_scale_column else "")]
+    for i, hea in enumerate(sorted(sim.glob("*.hea"))):
+        rec = read_recording(hea)
+        x = resample_poly(rec.signal, 256, 125)                       # 23437.5 Hz -> 48 kHz
+        wavfile.write(lab / f"take{i:02d}.wav", 48000, np.clip(np.round(x / 0.1), -32768, 32767).astype(np.int16))
+        rows.append(f"take{i:02d},{rec.subject},{'als' if rec.label == 'als' else 'normal'}"
+                    + (",0.1" if with_scale_column else ""))
+    (lab / "labels.csv").write_text("\n".join(rows) + "\n")
+    return lab
+
+
+def test_train_runs_a_subject_wise_evaluation_on_a_labs_wav_folder(tmp_path):
+    lab = _wav_lab(tmp_path, with_scale_column=True)               # scale from labels.csv
+    res = subprocess.run(_cli("train", "--data", str(lab), "--protocol", "loso", "--model", "knn", "--quiet",
+                              "--n-boot", "20", "--out", str(tmp_path / "run")), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["subject"]["n"] == 4 and m["window"]["n"] == 8 * 2
+    lab2 = _wav_lab(tmp_path / "b", with_scale_column=False)       # scale on the command line
+    res = subprocess.run(_cli("train", "--data", str(lab2), "--protocol", "loso", "--model", "knn", "--quiet",
+                              "--n-boot", "20", "--scale", "0.1", "--out", str(tmp_path / "run2")),
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "run2" / "config.json").read_text())["experiment"]["read"] == {"scale": 0.1}
+
+
+def test_a_data_set_with_no_usable_recording_lists_each_files_reason(tmp_path):
+    d = tmp_path / "npy"
+    d.mkdir()
+    for name in ("a", "b"):
+        np.save(d / f"{name}.npy", np.zeros(30000, np.float32))
+    (d / "labels.csv").write_text("record,subject,label\na,S1,als\nb,S2,normal\n")
+    res = subprocess.run(_cli("train", "--data", str(d), "--protocol", "loso", "--model", "knn", "--quiet",
+                              "--out", str(tmp_path / "run")), capture_output=True, text=True)
+    assert res.returncode == 3 and res.stderr.count("\n") == 1
+    assert "no usable recordings" in res.stderr and "a.npy:" in res.stderr and "b.npy:" in res.stderr
+    assert "--fs" in res.stderr

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alsnet.cli.options import add_reader_options, reader_options
 from alsnet.data.labels import TASKS
 from alsnet.training.splits import NESTED_OUTER, PROTOCOLS
 
@@ -71,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true",
                    help="print the metrics summary (window / recording / subject, with intervals) as JSON")
+    add_reader_options(p)
     add_training_options(p)
     p.set_defaults(func=run)
 
@@ -90,7 +92,7 @@ def experiment_from_args(args: argparse.Namespace) -> Experiment:
                       protocol=args.protocol, folds=args.folds, model=args.model, seed=args.seed,
                       recipe=recipe, invalid=args.invalid, overlap=args.overlap, jobs=args.jobs,
                       only_folds=args.only_folds, eval_backend=args.backend, n_boot=args.n_boot,
-                      trainer=trainer)
+                      trainer=trainer, read=reader_options(args))
 
 
 def nested_from_args(args: argparse.Namespace) -> NestedExperiment:
@@ -101,7 +103,7 @@ def nested_from_args(args: argparse.Namespace) -> NestedExperiment:
                             outer_k=args.folds, inner_k=args.inner_folds, split_seed=args.split_seed,
                             seed=args.seed, recipe=exp.recipe, invalid=args.invalid, n_boot=args.n_boot,
                             eval_backend=args.backend, only_outer=args.only_outer,
-                            on_fold_done=args.on_fold_done, trainer=exp.trainer)
+                            on_fold_done=args.on_fold_done, trainer=exp.trainer, read=exp.read)
 
 
 def _is_nested_run(path: str) -> bool:

@@ -13,7 +13,7 @@ import numpy as np
 
 from alsnet.data.io import Recording, RecordingWarning, find_recordings, read_recording
 from alsnet.data.labels import Task
-from alsnet.data.windows import MODEL_FS, InvalidPolicy, make_windows, resample_to_model_rate, window_hop
+from alsnet.data.windows import MODEL_FS, InvalidPolicy, WindowResult, make_windows, resample_to_model_rate, window_hop
 from alsnet.errors import AlsnetError, InputError
 
 
@@ -43,8 +43,13 @@ class Problem:
     message: str
 
 
+#: Reader options a ``labels.csv`` row may give its recording (they win over the command line's).
+READ_COLUMNS = {"fs": float, "scale": float, "channel": int}
+
+
 def _load_labels_csv(root: Path) -> dict[str, dict]:
-    """Optional ``labels.csv`` (columns ``record,subject,label``) for non-N2001 file names."""
+    """Optional ``labels.csv`` (columns ``record,label``, optionally ``subject`` and the reader
+    options ``fs``, ``scale``, ``channel`` of each recording) for non-N2001 file names."""
     f = root / "labels.csv"
     if not f.is_file():
         return {}
@@ -64,7 +69,7 @@ def iter_recordings(root: str | os.PathLike, *, on_error: Callable[[Problem], No
     labels = _load_labels_csv(root) if root.is_dir() else {}
     for p in find_recordings(root):
         try:
-            rec = read_recording(p, **read_kw)
+            rec = read_recording(p, **{**read_kw, **_row_read_options(labels.get(Path(p).stem), root)})
         except AlsnetError as e:
             if on_error is None:
                 raise
@@ -75,6 +80,20 @@ def iter_recordings(root: str | os.PathLike, *, on_error: Callable[[Problem], No
             rec.label = extra.get("label") or rec.label
             rec.subject = extra.get("subject") or rec.subject or rec.record
         yield rec
+
+
+def _row_read_options(row: dict | None, root: Path) -> dict:
+    """The reader options a ``labels.csv`` row gives (empty cells give none)."""
+    out = {}
+    for col, kind in READ_COLUMNS.items():
+        v = (row or {}).get(col)
+        if v not in (None, ""):
+            try:
+                out[col] = kind(v)
+            except ValueError:
+                raise InputError(f"column {col} of record {row.get('record')!r} is not a number: {v!r}",
+                                 root / "labels.csv") from None
+    return out
 
 
 def index_dataset(root: str | os.PathLike, **read_kw) -> tuple[list[RecordInfo], list[Problem]]:
@@ -164,7 +183,7 @@ class WindowSet:
                          self.label[sel], self.index[sel], self.start[sel], 0, [])
 
 
-def recording_windows(rec: Recording, *, overlap: float = 0.0, invalid: InvalidPolicy = "drop"):
+def recording_windows(rec: Recording, *, overlap: float = 0.0, invalid: InvalidPolicy = "drop") -> WindowResult:
     """Resample a recording to the model rate and cut it into windows."""
     x = resample_to_model_rate(rec.signal, rec.fs, name=rec.path or rec.record)
     return make_windows(x, overlap=overlap, invalid=invalid, name=rec.path or rec.record)
@@ -172,18 +191,20 @@ def recording_windows(rec: Recording, *, overlap: float = 0.0, invalid: InvalidP
 
 def load_windows(root: str | os.PathLike, task: Task, *, overlap: float = 0.0,
                  invalid: InvalidPolicy = "drop", progress: bool = False,
-                 muscles: tuple[str, ...] | None = None) -> WindowSet:
+                 muscles: tuple[str, ...] | None = None, read: dict | None = None) -> WindowSet:
     """All windows of the recordings under ``root`` whose class belongs to ``task``.
 
     Unreadable recordings are reported in ``problems`` and skipped; a recording whose
     class the task does not use is left out silently (the myopathy group in
-    ``als-vs-normal``).
+    ``als-vs-normal``). ``read`` holds reader options (``fs``, ``scale``, ``channel``) for
+    every file; a ``labels.csv`` row's own columns win. With no usable recording at all the
+    error lists each file's reason.
     """
     problems: list[Problem] = []
     parts = defaultdict(list)
     n_dropped = 0
     recs = list(find_recordings(root))
-    it = iter_recordings(root, on_error=problems.append)
+    it = iter_recordings(root, on_error=problems.append, **(read or {}))
     if progress:
         from tqdm.auto import tqdm
 
@@ -210,7 +231,11 @@ def load_windows(root: str | os.PathLike, task: Task, *, overlap: float = 0.0,
         parts["start"].append(w.starts)
         parts["index"].append((w.starts // window_hop(overlap)).astype(np.int64))
     if not parts:
-        raise AlsnetError(f"no usable recordings for task {task.name!r} under {root}")
+        why = "; ".join(f"{Path(pr.path).name}: {pr.message.removeprefix(str(pr.path) + ': ')}"
+                        for pr in problems[:8])
+        more = f"; and {len(problems) - 8} more" if len(problems) > 8 else ""
+        raise AlsnetError(f"no usable recordings for task {task.name!r} under {root}"
+                          + (f" ({why}{more})" if why else ""))
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     return WindowSet(cat["x"], cat["y"], cat["record"].astype(str), cat["subject"].astype(str),
                      cat["label"].astype(str), cat["index"], cat["start"], n_dropped, problems)

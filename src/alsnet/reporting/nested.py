@@ -56,7 +56,7 @@ def _window_labels(run: Path, config: dict) -> tuple[np.ndarray, np.ndarray]:
     from alsnet.data.dataset import load_windows
 
     ws = load_windows(config["data"], run_task(config, run / "config.json"),
-                      invalid=config["experiment"].get("invalid", "drop"))
+                      invalid=config["experiment"].get("invalid", "drop"), read=config["experiment"].get("read"))
     if len(ws) != config["n_windows"]:
         raise AlsnetError(f"the data set now gives {len(ws)} windows, the run had {config['n_windows']}",
                           run / "config.json")

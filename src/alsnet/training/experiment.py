@@ -43,6 +43,8 @@ class Experiment(RecipeConfig):
     eval_backend: str = "auto"
     n_boot: int = 1000
     trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
+    #: Reader options for every file (fs, scale, channel); a labels.csv row's own columns win.
+    read: dict = field(default_factory=dict)
 
 
 def _backend(exp: Experiment) -> dict:
@@ -78,7 +80,7 @@ def run(exp: Experiment, *, force: bool = False, resume: bool = False, progress:
         raise AlsnetError(f"unknown model {exp.model!r}; choose from {', '.join(MODELS)}")
     task = get_task(exp.task)
     t0 = time.perf_counter()
-    ws = load_windows(exp.data, task, overlap=exp.overlap, invalid=exp.invalid, progress=progress)
+    ws = load_windows(exp.data, task, overlap=exp.overlap, invalid=exp.invalid, read=exp.read, progress=progress)
     for p in ws.problems or []:
         _say(f"alsnet train: warning: {p.path}: {p.message}" if p.path else f"alsnet train: warning: {p.message}")
     all_folds = make_folds(exp.protocol, ws.y, ws.subject, seed=exp.seed, folds=exp.folds)
@@ -179,7 +181,7 @@ def _parallel_worker(exp_dict: dict, k: int, threads: int) -> str:
     torch.set_num_threads(threads)
     exp = Experiment.from_dict(exp_dict)
     task = get_task(exp.task)
-    ws = load_windows(exp.data, task, overlap=exp.overlap, invalid=exp.invalid)
+    ws = load_windows(exp.data, task, overlap=exp.overlap, invalid=exp.invalid, read=exp.read)
     folds = make_folds(exp.protocol, ws.y, ws.subject, seed=exp.seed, folds=exp.folds)
     _run_one(exp, ws, folds[k], k, task, Path(exp.out), progress=False)
     return folds[k].name

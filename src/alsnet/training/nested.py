@@ -83,6 +83,8 @@ class NestedExperiment(RecipeConfig):
     only_outer: list[str] | None = None
     on_fold_done: str | None = None
     trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
+    #: Reader options for every file (fs, scale, channel); a labels.csv row's own columns win.
+    read: dict = field(default_factory=dict)
 
 
 def _say(msg: str) -> None:
@@ -269,7 +271,7 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
         raise AlsnetError(f"unknown model {exp.model!r}; choose from {', '.join(NESTED_MODELS)}")
     task = get_task(exp.task)
     t0 = time.perf_counter()
-    ws = load_windows(exp.data, task, invalid=exp.invalid, progress=progress)
+    ws = load_windows(exp.data, task, invalid=exp.invalid, read=exp.read, progress=progress)
     folds = make_nested_folds(ws.y, ws.subject, outer=exp.outer, outer_k=exp.outer_k, inner_k=exp.inner_k,
                               seed=exp.split_seed)
     split = describe_nested(exp.outer, exp.outer_k, exp.inner_k, exp.split_seed)
