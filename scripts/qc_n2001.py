@@ -17,9 +17,11 @@ import warnings
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
+
 from alsnet.data.dataset import iter_recordings
 from alsnet.data.windows import WINDOW_SAMPLES, resample_to_model_rate
-from alsnet.diagnosis.qc import QC_REASONS, RULES, window_qc
+from alsnet.diagnosis.qc import QC_REASONS, RULES, reasons_from_metrics, window_metrics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,20 +29,30 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("data")
     ap.add_argument("--run", type=Path, help="LOSO run folder whose predictions are re-evaluated")
     args = ap.parse_args(argv)
-    flags, per_class, n_class, label = {}, {}, Counter(), {}
+    flags, per_class, n_class, label, metrics = {}, {}, Counter(), {}, {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for rec in iter_recordings(args.data):
             # the windows of training, NaN kept: the "invalid" rule needs them
             x = resample_to_model_rate(rec.signal, rec.fs, name=rec.path)
             n = len(x) // WINDOW_SAMPLES
-            for i, q in enumerate(window_qc(x[:n * WINDOW_SAMPLES].reshape(n, WINDOW_SAMPLES))):
+            m = window_metrics(x[:n * WINDOW_SAMPLES].reshape(n, WINDOW_SAMPLES))
+            for k, v in m.items():
+                metrics.setdefault(k, []).append(v)
+            for i, q in enumerate(reasons_from_metrics(m)):
                 flags[(rec.record, i)] = q
                 label[rec.record] = rec.label
                 n_class[rec.label] += 1
                 for r in q or ["clean"]:
                     per_class.setdefault(rec.label, Counter())[r] += 1
     print(f"rules: {json.dumps(RULES.to_dict())}")
+    print("| metric (valid windows) | min | 1% | 50% | 99% | 99.9% | max |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for k in ("clip_run", "baseline_uv", "min_sd_uv", "mains_uv", "mains_ratio"):
+        v = np.concatenate(metrics[k])
+        v = v[np.isfinite(v)]
+        print(f"| {k} | " + " | ".join(f"{q:.3g}" for q in np.percentile(v, [0, 1, 50, 99, 99.9, 100])) + " |")
+    print()
     print("| class | windows | " + " | ".join(QC_REASONS) + " | any |")
     print("|" + " --- |" * (len(QC_REASONS) + 3))
     for c in ("als", "normal", "myopathy"):

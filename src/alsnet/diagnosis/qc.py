@@ -9,18 +9,18 @@ is in ``docs/clinical.md``.
     The window holds invalid samples (NaN: the reader's invalid code, a gap).
 ``clipping``
     The window's largest (or smallest) value is held for :attr:`QcRules.clip_samples`
-    consecutive samples or more: an amplifier or converter at its rail. A real MUAP
-    peak at 23.4 kHz is never flat for 0.2 ms (N2001: at most 3 samples outside
-    artefacts).
+    consecutive samples or more (within :attr:`QcRules.clip_tol_uv`): an amplifier or
+    converter at its rail. A real MUAP peak at 23.4 kHz is not flat for 0.2 ms (N2001:
+    at most 4 samples in any window that is not flat).
 ``baseline``
     The window low-passed at :attr:`QcRules.baseline_hz` (the band of movement
     artefact, De Luca et al. 2010) spans :attr:`QcRules.baseline_uv` or more
     peak to peak: a baseline excursion or movement artefact.
 ``flat``
     Some :attr:`QcRules.flat_ms` stretch has an SD below :attr:`QcRules.flat_rms_uv`,
-    under the noise floor of any needle and amplifier (N2001's quietest 50 ms outside
-    artefacts: 1.7 µV): a disconnected electrode, a saturated amplifier recovering, a
-    zero-filled gap.
+    under the noise floor of any needle and amplifier (the quietest 50 ms of N2001
+    windows: 1st percentile 1.85 µV): a disconnected electrode, a saturated amplifier
+    recovering, a zero-filled gap.
 ``mains``
     The 50 or 60 Hz line is at least :attr:`QcRules.mains_uv` (sinusoid amplitude) and
     :attr:`QcRules.mains_ratio` times the spectrum around it: mains interference.
