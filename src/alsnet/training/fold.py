@@ -23,6 +23,7 @@ from alsnet.errors import AlsnetError
 from alsnet.files import atomic_write_text
 from alsnet.model.checkpoint import save_model
 from alsnet.model.network import ALSNet
+from alsnet.model.outputs import probabilities
 from alsnet.training.lightning import ALSNetModule, WindowDataModule
 from alsnet.training.recipe import Recipe
 from alsnet.training.runs import is_rank_zero
@@ -44,17 +45,24 @@ def predictions_frame(ws: WindowSet, idx: np.ndarray, proba: np.ndarray, task: T
 
 def score_windows(model: ALSNet, x: np.ndarray, *, backend: str = "auto", batch: int = 32,
                   temperature: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, probabilities) of windows ``x`` (n, T), through the fastest faithful path."""
-    model.eval()
-    from alsnet.engine.backends import InferenceEngine
+    """(logits, probabilities) of windows ``x`` (n, T), through the fastest faithful path.
 
-    run = InferenceEngine(model, backend=backend).logits
+    A model on an accelerator (a GPU run) is scored where it is, in eval mode; on the CPU
+    through :class:`~alsnet.engine.backends.InferenceEngine`.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    if device.type != "cpu":
+        def run(xb: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return model(torch.from_numpy(np.ascontiguousarray(xb, np.float32))[:, None].to(device)).cpu().numpy()
+    else:
+        from alsnet.engine.backends import InferenceEngine
+
+        run = InferenceEngine(model, backend=backend).logits
     out = [np.asarray(run(x[i:i + batch]), dtype=np.float32) for i in range(0, len(x), batch)]
     logits = np.concatenate(out) if out else np.zeros((0, model.n_outputs), np.float32)
-    z = torch.from_numpy(logits) / temperature
-    from alsnet.model.network import logits_to_proba
-
-    return logits, logits_to_proba(z).numpy()
+    return logits, probabilities(logits, temperature)
 
 
 class HistoryWriter:
