@@ -270,22 +270,19 @@ def analyse_recording(path: str | os.PathLike, fs: float | None = None, scale: f
         ``muaps`` (each MUAP's measures, ``waveform_uv`` when ``keep_waveforms``) and
         ``error`` (None).
     """
-    import warnings
-
     from alsnet.data.domain import muscle_of
-    from alsnet.data.io import read_recording
+    from alsnet.data.io import open_source
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a flat or mislabelled file is analysed all the same
-        rec = read_recording(path, fs=fs, scale=scale, channel=channel)
-    if rec.fs < 4000:
-        raise InputError(f"sampled at {rec.fs:g} Hz; MUAP shapes need at least 4 kHz", rec.path)
-    n = min(rec.n_samples, int(settings.max_seconds * rec.fs))
-    if n < int(0.5 * rec.fs):
-        raise InputError(f"recording is {rec.duration:.3f} s; MUAP analysis needs at least 0.5 s", rec.path)
-    x, src = rec.signal[:n], rec
+    with open_source(path, fs=fs, scale=scale, channel=channel) as src:
+        if src.fs < 4000:
+            raise InputError(f"sampled at {src.fs:g} Hz; MUAP shapes need at least 4 kHz", src.path)
+        n = min(src.n_samples, int(settings.max_seconds * src.fs))
+        if n < int(0.5 * src.fs):
+            raise InputError(f"recording is {src.n_samples / src.fs:.3f} s; MUAP analysis needs at least 0.5 s",
+                             src.path)
+        x = src.read(0, n)  # only the stretch analysed is read
+        muscle = muscle_of(src.record, src.meta)
     muaps = analyse_signal(x, src.fs, settings)
-    muscle = muscle_of(rec.record, rec.meta, rec.muscle)
     summary = summarise(muaps, n / src.fs)
     items = []
     for u in muaps:
