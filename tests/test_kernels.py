@@ -212,3 +212,22 @@ def test_runs_and_cards_are_told_which_backend_computes_them(monkeypatch):
     monkeypatch.setattr(kernels, "_state", {"isa": None, "error": "no C++ compiler"})
     assert describe("auto", True) == {"inference": "folded", "training_step": "eager", "kernels": None,
                                       "kernels_unavailable": "no C++ compiler"}
+
+
+@needs_kernels
+def test_exact_conv2_outputs_are_float64_direct_convolutions_and_indices_are_checked():
+    from alsnet.engine import refine
+
+    g = torch.Generator().manual_seed(0)
+    r1 = torch.relu(torch.randn(2, 300, 32, generator=g))
+    conv = torch.nn.Conv1d(32, 64, 9, dilation=2)
+    a1 = torch.rand(32, generator=g, dtype=torch.float64) + 0.5
+    s1 = torch.randn(32, generator=g, dtype=torch.float64)
+    h1 = (r1.double() * a1 + s1).transpose(1, 2)
+    ref = torch.nn.functional.conv1d(h1, conv.weight.double(), conv.bias.double(), dilation=2)  # (2, 64, 284)
+    n, t, c = torch.tensor([0, 1, 1]), torch.tensor([0, 283, 100]), torch.tensor([5, 63, 0])
+    got = refine.exact_z2(r1, n, t, c, conv, a1, s1)
+    assert got.dtype == torch.float64
+    assert torch.allclose(got, ref[n, c, t], rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match="alsnet::exact_conv: t out of range"):
+        refine.exact_z2(r1, n, torch.tensor([0, 284, 100]), c, conv, a1, s1)

@@ -17,6 +17,7 @@ is decided as a direct convolution would decide it.
 from __future__ import annotations
 
 import torch
+from torch import Tensor, nn
 
 from alsnet.engine import winograd as fc
 
@@ -26,23 +27,22 @@ EPS = 1e-4
 MAX_PER = 64
 
 
-def _w2(c2) -> tuple[torch.Tensor, torch.Tensor]:
+def _w2(c2: nn.Conv1d) -> tuple[torch.Tensor, torch.Tensor]:
     """conv2 weight as ``(Cout, 9 taps, Cin)`` float64 and its bias."""
     return c2.weight.detach().double().permute(0, 2, 1), c2.bias.detach().double()
 
 
-def exact_z2(r1, n, t, c, c2, a1, s1, block: int = 8192) -> torch.Tensor:
-    """conv2 pre-activation at ``(n, t, c)`` (float64) from ``h1 = a1*r1 + s1``."""
+def exact_z2(r1: torch.Tensor, n: torch.Tensor, t: torch.Tensor, c: torch.Tensor, c2: nn.Conv1d,
+             a1: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+    """conv2 pre-activation at ``(n, t, c)`` (float64) from ``h1 = a1*r1 + s1`` (a C++ loop)."""
     w2, b2 = _w2(c2)
-    out = torch.empty(len(n), dtype=torch.float64)
-    for i in range(0, len(n), block):
-        rows = t[i:i + block, None] + 2 * torch.arange(9)                          # (B, 9)
-        h1 = r1[n[i:i + block, None], rows].double() * a1 + s1                     # (B, 9, 32)
-        out[i:i + block] = torch.einsum("bjc,bjc->b", h1, w2[c[i:i + block]]) + b2[c[i:i + block]]
-    return out
+    return torch.ops.alsnet.exact_conv(r1, n.long().contiguous(), t.long().contiguous(), c.long().contiguous(),
+                                       w2.contiguous(), b2.contiguous(), a1.double().contiguous(),
+                                       s1.double().contiguous(), 2)
 
 
-def exact_z2_rows(r1, n, t, c2, a1, s1, block: int = 4096) -> torch.Tensor:
+def exact_z2_rows(r1: Tensor, n: Tensor, t: Tensor, c2: nn.Conv1d, a1: Tensor, s1: Tensor,
+                  block: int = 4096) -> Tensor:
     """All conv2 pre-activations at rows ``(n, t)``: float64 ``(len(n), 64)``."""
     w2, b2 = _w2(c2)
     w = w2.reshape(w2.shape[0], -1).T                                                # (9*32, 64)
@@ -54,7 +54,8 @@ def exact_z2_rows(r1, n, t, c2, a1, s1, block: int = 4096) -> torch.Tensor:
     return out
 
 
-def exact_z3(r1, n, t, c, c2, c3, a1, s1, a2, s2, block: int = 16384) -> torch.Tensor:
+def exact_z3(r1: Tensor, n: Tensor, t: Tensor, c: Tensor, c2: nn.Conv1d, c3: nn.Conv1d, a1: Tensor, s1: Tensor,
+             a2: Tensor, s2: Tensor, block: int = 16384) -> Tensor:
     """conv3 pre-activation at ``(n, t, c)`` (float64), every layer direct from ``r1``.
 
     Candidates are taken ``block`` at a time, so memory stays bounded (~100 MB) even when
@@ -66,15 +67,17 @@ def exact_z3(r1, n, t, c, c2, c3, a1, s1, a2, s2, block: int = 16384) -> torch.T
     for i in range(0, len(n), block):
         nb, tb, cb = n[i:i + block], t[i:i + block], c[i:i + block]
         uniq, inv = torch.unique(nb * T1 + tb, return_inverse=True)
-        rows = (uniq % T1)[:, None] + 3 * torch.arange(7)                            # (U, 7)
-        un = (uniq // T1)[:, None].expand_as(rows).reshape(-1)
-        z2 = exact_z2_rows(r1, un, rows.reshape(-1), c2, a1, s1).reshape(len(uniq), 7, -1)
+        taps = (uniq[:, None] + 3 * torch.arange(7)).reshape(-1)                       # (U*7,) n*T1 + t
+        # nearby candidates share conv2 rows: each distinct row is computed once
+        rows, rinv = torch.unique(taps, return_inverse=True)
+        z2 = exact_z2_rows(r1, rows // T1, rows % T1, c2, a1, s1)[rinv].reshape(len(uniq), 7, -1)
         h2 = z2.clamp_min(0) * a2 + s2                                               # (U, 7, 64)
         out[i:i + block] = torch.einsum("kjo,koj->k", h2[inv], w3[cb]) + b3[cb]
     return out
 
 
-def _candidates(z, thr, sgn=None, gather_over: bool = True):
+def _candidates(z: Tensor, thr: Tensor, sgn: Tensor | None = None,
+                gather_over: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """``(n, t, c)`` of the candidates (see :func:`alsnet.engine.winograd.candidates`).
 
     Columns with more than ``MAX_PER`` candidates are flat stretches; they are gathered
@@ -98,7 +101,8 @@ def _candidates(z, thr, sgn=None, gather_over: bool = True):
     return n, t, c
 
 
-def fix_z2_signs(z2, r1, maxmin2, stats2, c2, a1, s1) -> torch.Tensor:
+def fix_z2_signs(z2: Tensor, r1: Tensor, maxmin2: Tensor, stats2: Tensor, c2: nn.Conv1d, a1: Tensor,
+                 s1: Tensor) -> Tensor:
     """Re-evaluate conv2 pre-activations near zero in place; returns corrected relu sums."""
     N, _, C = z2.shape
     scale = maxmin2.abs().amax((0, 1))
@@ -115,7 +119,8 @@ def fix_z2_signs(z2, r1, maxmin2, stats2, c2, a1, s1) -> torch.Tensor:
     return stats2
 
 
-def refine_pool(z3, maxmin3, zsel, tsel, sgn, r1, c2, c3, a1, s1, a2, s2):
+def refine_pool(z3: Tensor, maxmin3: Tensor, zsel: Tensor, tsel: Tensor, sgn: Tensor, r1: Tensor, c2: nn.Conv1d,
+                c3: nn.Conv1d, a1: Tensor, s1: Tensor, a2: Tensor, s2: Tensor) -> tuple[Tensor, Tensor]:
     """Exact value and time of the max pool's winner per (window, channel)."""
     N, _, C = z3.shape
     scale = maxmin3.abs().amax((0, 1)).double()

@@ -100,6 +100,11 @@ void bn_relu_bwd(float* g, const float* r, int64_t rows, int C, const float* a, 
 void candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int K, int near,
                 int* idx, int* cnt);
 
+// Direct float64 convolution at chosen points: z[i] = b[c_i] + sum_{j<K, k<Cin}
+// (a[k]*x[n_i, t_i + d*j, k] + s[k]) * w[c_i, j, k], x (N, Tx, Cin) float32, w (Cout, K, Cin).
+void exact_conv(const float* x, int Tx, int Cin, const int64_t* n, const int64_t* t, const int64_t* c, int64_t len,
+                const double* w, int K, const double* b, const double* a, const double* s, int d, double* z);
+
 // The instruction set this build was compiled for ("avx512" or "avx2").
 const char* isa();
 

@@ -7,13 +7,14 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "kernels.h"
 
 namespace alsnet {
 namespace {
 
-constexpr int64_t kAbi = 5;  // bump when a schema below changes (kernels.py checks it)
+constexpr int64_t kAbi = 6;  // bump when a schema below changes (kernels.py checks it)
 
 using Opt = std::optional<at::Tensor>;
 
@@ -186,6 +187,39 @@ std::tuple<at::Tensor, at::Tensor> op_candidates(const at::Tensor& z, const at::
   return {idx, cnt};
 }
 
+// Returns z (len,) f64: conv outputs at (n, t, c) from x (N, Tx, Cin) mapped by a*x + s, weights w (Cout, K, Cin).
+at::Tensor op_exact_conv(const at::Tensor& x, const at::Tensor& n, const at::Tensor& t, const at::Tensor& c,
+                         const at::Tensor& w, const at::Tensor& b, const at::Tensor& a, const at::Tensor& s,
+                         int64_t d) {
+  const char* op = "exact_conv";
+  check(x, op, "x", 3);
+  check(w, op, "w", 3, at::kDouble);
+  const int64_t N = x.size(0), Tx = x.size(1), Cin = x.size(2), Cout = w.size(0), K = w.size(1);
+  TORCH_CHECK(w.size(2) == Cin, "alsnet::exact_conv: w must be (Cout, K, ", Cin, "), got ", w.sizes());
+  check(n, op, "n", 1, at::kLong);
+  check(t, op, "t", 1, at::kLong);
+  check(c, op, "c", 1, at::kLong);
+  const int64_t len = n.size(0);
+  TORCH_CHECK(t.size(0) == len && c.size(0) == len, "alsnet::exact_conv: n, t and c must have one length");
+  for (const auto& [v, name] : {std::pair{&b, "b"}, std::pair{&a, "a"}, std::pair{&s, "s"}}) {
+    check(*v, op, name, 1, at::kDouble);
+    TORCH_CHECK(v->size(0) == (v == &b ? Cout : Cin), "alsnet::exact_conv: ", name, " has the wrong length");
+  }
+  TORCH_CHECK(d >= 1, "alsnet::exact_conv: dilation must be >= 1");
+  if (len > 0) {
+    // every point must lie inside x: a bad index would read out of bounds
+    TORCH_CHECK(n.min().item<int64_t>() >= 0 && n.max().item<int64_t>() < N, "alsnet::exact_conv: n out of range");
+    TORCH_CHECK(c.min().item<int64_t>() >= 0 && c.max().item<int64_t>() < Cout, "alsnet::exact_conv: c out of range");
+    TORCH_CHECK(t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() + (K - 1) * d < Tx,
+                "alsnet::exact_conv: t out of range");
+  }
+  at::Tensor z = at::empty({len}, at::TensorOptions().dtype(at::kDouble));
+  alsnet::exact_conv(x.data_ptr<float>(), (int)Tx, (int)Cin, n.data_ptr<int64_t>(), t.data_ptr<int64_t>(),
+                     c.data_ptr<int64_t>(), len, w.data_ptr<double>(), (int)K, b.data_ptr<double>(),
+                     a.data_ptr<double>(), s.data_ptr<double>(), (int)d, z.data_ptr<double>());
+  return z;
+}
+
 int64_t op_abi_version() { return kAbi; }
 std::string op_isa() { return alsnet::isa(); }
 
@@ -203,6 +237,7 @@ TORCH_LIBRARY(alsnet, m) {
   m.def("conv1(Tensor x, Tensor w, Tensor b, Tensor(a!) out, bool relu, bool stats) -> Tensor");
   m.def("bn_relu_bwd_(Tensor(a!) g, Tensor r, Tensor a, Tensor c1, Tensor c2) -> Tensor(a!)");
   m.def("candidates(Tensor z, Tensor thr, Tensor sgn, int k, bool near) -> (Tensor, Tensor)");
+  m.def("exact_conv(Tensor x, Tensor n, Tensor t, Tensor c, Tensor w, Tensor b, Tensor a, Tensor s, int d) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(alsnet, CPU, m) {
@@ -211,4 +246,5 @@ TORCH_LIBRARY_IMPL(alsnet, CPU, m) {
   m.impl("conv1", &alsnet::op_conv1);
   m.impl("bn_relu_bwd_", &alsnet::op_bn_relu_bwd_);
   m.impl("candidates", &alsnet::op_candidates);
+  m.impl("exact_conv", &alsnet::op_exact_conv);
 }

@@ -1,4 +1,5 @@
-// ALSNet's first layer and the element-wise kernels of the training step (see kernels.h).
+// ALSNet's first layer, the element-wise kernels of the training step and the exact
+// re-evaluation of single convolution outputs (see kernels.h).
 #include <immintrin.h>
 
 #include <cstring>
@@ -106,6 +107,23 @@ void candidates(const float* z, int N, int T, int C, const float* thr, const flo
           }
         }
       }
+    }
+  });
+}
+
+void exact_conv(const float* x, int Tx, int Cin, const int64_t* n, const int64_t* t, const int64_t* c, int64_t len,
+                const double* w, int K, const double* b, const double* a, const double* s, int d, double* z) {
+  at::parallel_for(0, len, 256, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* xr = x + ((size_t)n[i] * Tx + t[i]) * Cin;
+      const double* wc = w + (size_t)c[i] * K * Cin;
+      double acc = b[c[i]];
+      for (int j = 0; j < K; ++j) {
+        const float* xj = xr + (size_t)j * d * Cin;
+        const double* wj = wc + (size_t)j * Cin;
+        for (int k = 0; k < Cin; ++k) acc += (a[k] * xj[k] + s[k]) * wj[k];
+      }
+      z[i] = acc;
     }
   });
 }
