@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     import torch
 
     from alsnet.engine.backends import InferenceEngine
-    from alsnet.engine.onnx import OnnxEngine
 
 DISCLAIMER = ("alsnet is research software, not a medical device: its output is not a "
               "diagnosis and must not guide patient care.")
@@ -57,17 +56,13 @@ BATCH_SIZE = 8
 # --------------------------------------------------------------------------- engines
 
 def make_engine(model: torch.nn.Module, backend: str = "auto", threads: int | None = None
-                ) -> InferenceEngine | OnnxEngine:
+                ) -> InferenceEngine:
     """An engine with ``.logits(x (N, T) float32 µV) -> (N, n_outputs)`` and ``.name``.
 
-    ``"onnx"`` runs the graph that ``alsnet export`` writes (:class:`alsnet.engine.onnx.OnnxEngine`);
-    ``"torch"`` is the plain ``nn.Module`` (``"eager"``); anything else, ``"auto"`` included,
-    is an :class:`alsnet.engine.backends.InferenceEngine` backend.
+    ``"onnx"`` runs the graph that ``alsnet export`` writes (the same graph as ``train
+    --backend onnx``); ``"torch"`` is the plain ``nn.Module`` (``"eager"``); anything else,
+    ``"auto"`` included, is an :class:`alsnet.engine.backends.InferenceEngine` backend.
     """
-    if backend == "onnx":
-        from alsnet.engine.onnx import OnnxEngine
-
-        return OnnxEngine(model, threads=threads)
     from alsnet.engine.backends import InferenceEngine
 
     return InferenceEngine(model, backend="eager" if backend == "torch" else backend, threads=threads)

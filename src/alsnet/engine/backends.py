@@ -33,7 +33,6 @@ engine after changing the model.
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 import torch
@@ -211,54 +210,42 @@ class _Graph:
         return torch.cat(outs)
 
 
-def _onnx_bytes(net: FoldedALSNet) -> bytes:
-    import io
-
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(net, (torch.zeros(2, 1, 1000),), buf, dynamo=False, opset_version=17,
-                          input_names=["emg"], output_names=["logits"],
-                          dynamic_axes={"emg": {0: "batch", 2: "time"}, "logits": {0: "batch"}})
-    return buf.getvalue()
-
-
 class _Onnx:
-    group = 16
+    """The graph ``alsnet export`` writes (:func:`alsnet.engine.onnx.onnx_bytes`), through ONNX Runtime.
 
-    def __init__(self, folded: Folded, threads: int | None, int8: bool = False):
-        import onnxruntime as ort
+    ``"onnx"`` names this one graph wherever a backend is chosen (``train --backend``,
+    ``predict --backend``); ``"int8"`` is the same graph with dynamically quantised weights.
+    """
 
-        data = _onnx_bytes(FoldedALSNet(folded).eval())
-        if int8:
-            import tempfile
+    def __init__(self, model: ALSNet, threads: int | None, int8: bool = False):
+        from alsnet.engine.onnx import OnnxEngine, onnx_bytes, session
 
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+        if not int8:
+            self.engine = OnnxEngine(model, threads=threads)
+            return
+        import tempfile
 
-            with tempfile.TemporaryDirectory() as tmp:
-                src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
-                with open(src, "wb") as fh:
-                    fh.write(data)
-                quantize_dynamic(src, dst, weight_type=QuantType.QUInt8,
-                                 op_types_to_quantize=["Conv", "MatMul", "Gemm"])
-                with open(dst, "rb") as fh:
-                    data = fh.read()
-        opts = ort.SessionOptions()
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.intra_op_num_threads = int(threads or torch.get_num_threads())
-        opts.inter_op_num_threads = 1
-        self.sess = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = os.path.join(tmp, "f.onnx"), os.path.join(tmp, "q.onnx")
+            with open(src, "wb") as fh:
+                fh.write(onnx_bytes(model, 1.0))
+            quantize_dynamic(src, dst, weight_type=QuantType.QUInt8, op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+            with open(dst, "rb") as fh:
+                self.engine = OnnxEngine.from_session(session(fh.read(), threads))
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        xn = x.numpy()
-        outs = [self.sess.run(["logits"], {"emg": np.ascontiguousarray(xn[i:i + self.group, None, :])})[0]
-                for i in range(0, xn.shape[0], self.group)]
-        return torch.from_numpy(np.concatenate(outs))
+        return torch.from_numpy(self.engine.logits(x.numpy()))
 
 
 def _make(name: str, model: ALSNet, threads: int | None):
     if name == "eager":
         return _Eager(model, threads)
+    if name in ("onnx", "int8"):
+        if not _onnx_ok():
+            raise AlsnetError(f"backend {name!r} needs onnx and onnxruntime")
+        return _Onnx(model, threads, int8=name == "int8")
     folded = fold(model)
     if name == "folded":
         return _Folded(folded, threads)
@@ -268,10 +255,6 @@ def _make(name: str, model: ALSNet, threads: int | None):
 
             raise AlsnetError(f"backend {name!r} needs the C++ kernels, which are unavailable: {error()}")
         return _Kernels(folded, threads, *WINOGRAD_M[name])
-    if name in ("onnx", "int8"):
-        if not _onnx_ok():
-            raise AlsnetError(f"backend {name!r} needs onnx and onnxruntime")
-        return _Onnx(folded, threads, int8=name == "int8")
     if name == "bf16":
         return _Graph(FoldedALSNet(folded).eval(), autocast=True)
     if name == "compiled":

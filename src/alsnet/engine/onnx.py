@@ -130,14 +130,14 @@ def check_parity(model, data: bytes, temperature: float = 1.0, batch: int = 2, n
     from alsnet.model.outputs import probabilities
 
     x = (np.random.default_rng(seed).standard_normal((batch, n_times)) * 100).astype(np.float32)
-    sess = _session(data, threads=None)
+    sess = session(data, threads=None)
     got = sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0]
     with torch.no_grad():
         ref = probabilities(model.eval()(torch.from_numpy(x)[:, None]).numpy(), temperature)
     return float(np.abs(got - ref).max())
 
 
-def _session(data: bytes | str, threads: int | None):
+def session(data: bytes | str, threads: int | None):  # noqa: ANN201 - an onnxruntime.InferenceSession
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -181,15 +181,22 @@ class OnnxEngine:
             except OSError:
                 pass  # read-only home: keep it in memory
         try:
-            self.session = _session(data, threads)
+            self.session = session(data, threads)
         except Exception as e:  # a damaged cache file: rebuild in memory
             if isinstance(data, bytes):
                 raise AlsnetError(f"ONNX Runtime cannot load the exported model ({e})") from None
-            self.session = _session(onnx_bytes(model, 1.0), threads)
+            self.session = session(onnx_bytes(model, 1.0), threads)
+
+    @classmethod
+    def from_session(cls, sess) -> OnnxEngine:  # noqa: ANN001 - an onnxruntime.InferenceSession
+        """An engine around an existing ONNX Runtime session of the same graph (e.g. quantised)."""
+        eng = cls.__new__(cls)
+        eng.session = sess
+        return eng
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(x, dtype=np.float32)
         return self.session.run([OUTPUT_NAMES[1]], {INPUT_NAME: x})[0]
 
 
-__all__ = ["OnnxEngine", "check_parity", "export_onnx", "onnx_bytes"]
+__all__ = ["OnnxEngine", "check_parity", "export_onnx", "onnx_bytes", "session"]
