@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from alsnet.model.pretrained import DEFAULT_MODEL
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -16,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "that value, placed where the max pool found it.")
     p.add_argument("path", metavar="PATH", help="one recording (WFDB .hea, .npy, .csv, .wav, .edf)")
     p.add_argument("-o", "--output", required=True, metavar="FIG.png", help="figure to write (.png, .pdf, .svg)")
-    p.add_argument("--model", default="als-vs-normal", metavar="NAME|FILE",
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
                    help="bundled model (als-vs-normal, three-class) or a saved model (default: %(default)s)")
     p.add_argument("--max-windows", type=int, default=30, metavar="N",
                    help="explain the first N windows (default: %(default)s)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from alsnet.model.pretrained import DEFAULT_MODEL
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -13,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "'probabilities' (batch, n_classes), calibrated with the card's temperature, and "
                     "'logits' (batch, n_outputs) before temperature. The class order is in the ONNX "
                     "metadata ('classes'). A check compares ONNX Runtime with PyTorch.")
-    p.add_argument("--model", default="als-vs-normal", metavar="NAME|FILE",
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
                    help="bundled model (als-vs-normal, three-class) or a saved model (default: %(default)s)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="file to write")
     p.add_argument("--no-check", action="store_true", help="skip the ONNX Runtime vs PyTorch check")

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from alsnet.model.pretrained import DEFAULT_MODEL
+
 if TYPE_CHECKING:
     from alsnet.diagnosis.predict import Predictor
 
@@ -21,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "Research software, not a medical device.")
     p.add_argument("paths", nargs="+", metavar="PATH",
                    help="recording files (WFDB .hea, .npy, .csv, .wav, .edf) or folders of them")
-    p.add_argument("--model", default="als-vs-normal", metavar="NAME|FILE",
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
                    help="bundled model (als-vs-normal, three-class) or a saved .safetensors model "
                         "(default: %(default)s)")
     p.add_argument("--json", action="store_true",

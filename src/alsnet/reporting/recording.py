@@ -20,6 +20,7 @@ from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
 from alsnet.diagnosis.predict import DISCLAIMER, Predictor, iter_window_chunks, open_source
 from alsnet.errors import AlsnetError
 from alsnet.files import atomic_write_text
+from alsnet.model.pretrained import DEFAULT_MODEL
 from alsnet.reporting.html import CSS, ROWS, _cell, _e, _img
 
 EXTRA_CSS = """
@@ -187,7 +188,7 @@ def _window_table(rows: list[dict], pos: str) -> str:
 
 
 def write_recording_report(path: str | os.PathLike, out: str | os.PathLike, *, predictor: Predictor | None = None,
-                           result: dict | None = None, model: str = "als-vs-normal", fs: float | None = None,
+                           result: dict | None = None, model: str = DEFAULT_MODEL, fs: float | None = None,
                            scale: float | None = None, channel: int | None = None,
                            max_windows: int = 30) -> Path:
     """Write the HTML report of one recording and return its path.

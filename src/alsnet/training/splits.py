@@ -24,7 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.model_selection import GroupShuffleSplit, LeaveOneGroupOut, StratifiedGroupKFold, train_test_split
 
 from alsnet.errors import AlsnetError
 
@@ -64,6 +63,8 @@ def describe(protocol: str, *, seed: int, folds: int | None = None) -> dict:
 
 def split_validation(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split training indices into train/val by whole subjects, keeping every class in both."""
+    from sklearn.model_selection import GroupShuffleSplit
+
     rng = np.random.default_rng(seed)
     # Choose about VAL_FRACTION of the subjects of each class (at least one when the class
     # has two or more), so validation loss sees every class.
@@ -86,6 +87,8 @@ def split_validation(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, seed: i
 def make_folds(protocol: str, y: np.ndarray, groups: np.ndarray, *, seed: int = 0,
                folds: int = 5) -> list[Fold]:
     """Folds of a protocol for window targets ``y`` and subject ``groups``."""
+    from sklearn.model_selection import LeaveOneGroupOut, StratifiedGroupKFold, train_test_split
+
     y = np.asarray(y)
     groups = np.asarray(groups)
     n = len(y)
@@ -147,6 +150,8 @@ class NestedFold:
 
 def _subject_folds(idx: np.ndarray, y: np.ndarray, groups: np.ndarray, k: int, seed: int):
     """``StratifiedGroupKFold`` over the subjects of ``idx``, every fold's training side with every class."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
     n_subj = len(np.unique(groups[idx]))
     if k < 2 or k > n_subj:
         raise AlsnetError(f"need between 2 and {n_subj} subject-wise folds, got {k}")
@@ -172,6 +177,8 @@ def make_nested_folds(y: np.ndarray, groups: np.ndarray, *, outer: str = "group-
     the inner split is always a ``StratifiedGroupKFold`` with ``inner_k`` folds, seeded by
     ``seed`` and the outer fold's number.
     """
+    from sklearn.model_selection import LeaveOneGroupOut
+
     y, groups = np.asarray(y), np.asarray(groups)
     all_idx = np.arange(len(y))
     if outer == "loso":

@@ -11,9 +11,12 @@ from __future__ import annotations
 import os
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alsnet.errors import AlsnetError, CheckpointError
-from alsnet.model.checkpoint import LoadedModel, load_model
+
+if TYPE_CHECKING:  # the checkpoint module imports torch: not needed to name the default
+    from alsnet.model.checkpoint import LoadedModel
 
 #: Bundled model names, the task each serves, and a one-line description.
 BUNDLED: dict[str, dict] = {
@@ -63,6 +66,8 @@ def resolve_model(name_or_path: str | os.PathLike | LoadedModel = DEFAULT_MODEL)
         bundled nor an existing file; :class:`CheckpointError` for a file that fails the
         checks of :func:`~alsnet.model.checkpoint.load_model`.
     """
+    from alsnet.model.checkpoint import LoadedModel, load_model
+
     if isinstance(name_or_path, LoadedModel):
         return name_or_path
     if name_or_path is None:
