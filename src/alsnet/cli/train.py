@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from alsnet.cli.options import add_reader_options, reader_options
-from alsnet.data.labels import TASKS
+from alsnet.data.labels import DEFAULT_TASK, TASKS
 from alsnet.training.splits import NESTED_OUTER, PROTOCOLS
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "predictions, metrics and figures into --out RUN_DIR.")
     p.add_argument("--data", help="folder of recordings (N2001 names or a labels.csv)")
     p.add_argument("--out", metavar="RUN_DIR", help="run folder to write")
-    p.add_argument("--task", default="als-vs-normal", choices=list(TASKS))
+    p.add_argument("--task", default=DEFAULT_TASK, choices=list(TASKS))
     p.add_argument("--protocol", default="paper", choices=[*PROTOCOLS, "nested"],
                    help="paper: segment-level random split (shares recordings between train and test); "
                         "loso / group-kfold / subject-holdout: subject-wise; nested: subject-wise outer "

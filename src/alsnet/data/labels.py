@@ -65,6 +65,9 @@ TASKS: dict[str, Task] = {
                         {"rest": ("normal", "myopathy"), "als": ("als",)}),
 }
 
+#: The paper's task, the default of every command and experiment.
+DEFAULT_TASK = "als-vs-normal"
+
 
 def get_task(name: str) -> Task:
     try:

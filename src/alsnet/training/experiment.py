@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from alsnet.data.dataset import WindowSet, load_windows
-from alsnet.data.labels import get_task
+from alsnet.data.labels import DEFAULT_TASK, get_task
 from alsnet.data.windows import window_settings
 from alsnet.errors import AlsnetError
 from alsnet.training.fold import MODELS, train_alsnet_fold, train_baseline_fold
@@ -30,7 +30,7 @@ class Experiment(RecipeConfig):
 
     data: str
     out: str
-    task: str = "als-vs-normal"
+    task: str = DEFAULT_TASK
     protocol: str = "paper"
     folds: int = 5
     model: str = "alsnet"

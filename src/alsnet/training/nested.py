@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from alsnet.data.dataset import WindowSet, load_windows
-from alsnet.data.labels import Task, get_task
+from alsnet.data.labels import DEFAULT_TASK, Task, get_task
 from alsnet.data.windows import MODEL_FS, window_settings
 from alsnet.errors import AlsnetError
 from alsnet.evaluation.selection import InnerOOF, ensemble_proba, select
@@ -69,7 +69,7 @@ class NestedExperiment(RecipeConfig):
 
     data: str
     out: str
-    task: str = "als-vs-normal"
+    task: str = DEFAULT_TASK
     model: str = "alsnet"
     outer: str = "group-kfold"
     outer_k: int = 5
