@@ -119,3 +119,13 @@ def test_affine_calibration_recovers_a_known_scale_and_bias():
     # an old card holding only a temperature still means sigmoid(z / T)
     old = Calibrator.from_dict({"temperature": 2.0})
     assert old.apply(np.array([2.0]))[0, 1] == pytest.approx(1 / (1 + np.exp(-1.0)))
+
+
+def test_every_evaluation_gives_subject_proportions_with_intervals_that_are_not_a_point():
+    pred = _pred({"A01": 0.9, "A02": 0.8, "C01": 0.1, "C02": 0.2})   # every subject right
+    m = evaluate(pred, get_task("als-vs-normal"), n_boot=200)
+    acc = m["subject"]["proportions"]["accuracy"]
+    assert (acc["k"], acc["n"]) == (4, 4)
+    assert acc["wilson"][1] == 1.0 and acc["wilson"][0] == pytest.approx(4 / (4 + 1.959964 ** 2), abs=1e-6)
+    assert m["subject"]["ci"]["accuracy"] == [1.0, 1.0]                   # what the bootstrap would have said
+    assert m["subject"]["proportions"]["recall"]["als"]["n"] == 2

@@ -154,4 +154,9 @@ def print_metrics(m: dict, out: str) -> None:
         print(f"{lvl:<10}{v.get('n', 0):>6}{f(v.get('accuracy')):>10}{f(v.get('sensitivity')):>8}"
               f"{f(v.get('specificity')):>8}{f(v.get('balanced_accuracy')):>9}{f(v.get('roc_auc')):>7}"
               f"   [{f(ci[0])}, {f(ci[1])}]")
+    prop = (m.get("subject") or {}).get("proportions", {}).get("accuracy")
+    if prop and prop["n"]:
+        lo, hi = prop["wilson"]
+        print(f"subjects right: {prop['k']} of {prop['n']} (Wilson 95% [{100 * lo:.1f}, {100 * hi:.1f}]; "
+              f"the subject-level bootstrap interval above rests on {prop['n']} people)")
     print(f"run folder: {out}")

@@ -305,6 +305,25 @@ def evaluate(pred: pd.DataFrame, task: Task, *, n_boot: int = 1000, seed: int = 
         m["bootstrap"] = {"n_boot": int(n_boot), "seed": int(seed), "ci": float(ci),
                           "resampled": "subjects, stratified by class"}
         m["decision"] = describe_rules(task, rules)
+        if lvl == "subject":
+            m["proportions"] = _subject_proportions(units, task, rules, ci)
+    return out
+
+
+def _subject_proportions(units: pd.DataFrame, task: Task, rules: Rules, ci: float) -> dict:
+    """Subjects right, overall and per class, with Wilson and Clopper–Pearson intervals.
+
+    Over a handful of subjects a percentile bootstrap of a proportion collapses to a point
+    (``[100, 100]`` when every subject is right); these intervals do not, and say how many
+    subjects they rest on.
+    """
+    from alsnet.evaluation.stats import proportion
+
+    y = units["y_true"].to_numpy(dtype=np.int64)
+    right = decide_units(units, task, rules) == y
+    out = {"accuracy": proportion(int(right.sum()), len(y), ci)}
+    out["recall"] = {c: proportion(int(right[y == k].sum()), int((y == k).sum()), ci)
+                     for k, c in enumerate(task.classes)}
     return out
 
 
