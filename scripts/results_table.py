@@ -31,7 +31,8 @@ def main() -> None:
     print("|" + "---|" * len(head))
     for run in args.runs:
         m = json.loads((run / "metrics.json").read_text())
-        proto = m["protocol"] + (" (leaky: shares recordings)" if m.get("shares_recordings_between_train_and_test") else "")
+        leaky = m.get("shares_recordings_between_train_and_test")
+        proto = m["protocol"] + (" (leaky: shares recordings)" if leaky else "")
         for lvl in args.levels.split(","):
             v = m.get(lvl)
             if not v:

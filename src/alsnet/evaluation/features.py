@@ -163,8 +163,8 @@ def window_features(x: np.ndarray, fs: float, *, threshold_uv: float = THRESHOLD
         if not np.isfinite(c).all():
             raise AlsnetError("windows contain NaN or infinity; drop invalid windows first")
         c -= c.mean(1, keepdims=True)
-        out[lo:lo + CHUNK] = np.concatenate(
-            [_time_features(c, fs, threshold_uv, slope_threshold_uv), _spectral_features(c, fs), _wavelet_features(c)], 1)
+        out[lo:lo + CHUNK] = np.concatenate([_time_features(c, fs, threshold_uv, slope_threshold_uv),
+                                             _spectral_features(c, fs), _wavelet_features(c)], 1)
     return out
 
 

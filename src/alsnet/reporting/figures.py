@@ -158,7 +158,7 @@ def plot_learning_curves(history: pd.DataFrame, path, title: str = "") -> Path:
     extra = [c for c in ("val_accuracy", "lr") if c in history.columns]
     fig = Figure(figsize=(4.0 * (1 + len(extra)), 3.5), layout="constrained")
     axes = [fig.add_subplot(1, 1 + len(extra), i + 1) for i in range(1 + len(extra))]
-    for fold, h in history.groupby("fold", sort=True):
+    for _, h in history.groupby("fold", sort=True):
         h = h.sort_values("epoch")
         axes[0].plot(h["epoch"], h["train_loss"], color="C0", lw=0.7, alpha=0.6)
         axes[0].plot(h["epoch"], h["val_loss"], color="C3", lw=0.7, alpha=0.6)
