@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--figure", type=Path, help="write the budget figure here")
     ap.add_argument("--n-boot", type=int, default=2000)
+    ap.add_argument("--unfinished", action="store_true",
+                    help="draw the epochs logged so far by inner trainings still running (dotted)")
     args = ap.parse_args(argv)
     finished, unfinished = [], []
     for run in args.runs:
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                 crop = cfg["experiment"]["recipe"].get("train_crop")
                 label = f"{cfg['task']['name'] if isinstance(cfg['task'], dict) else cfg['task']}, " + (
                     f"crop {crop:g} s" if crop else "whole windows") + f", seed {cfg['seed']}"
-                curves[label] = inner_curves(run)
+                curves[label] = inner_curves(run, unfinished=args.unfinished)
         if curves:
             print(f"\nfigure: {plot_budget(curves, args.figure)}")
     return 0

@@ -21,11 +21,13 @@ from alsnet.model.outputs import probabilities
 from alsnet.training.runs import read_csv, read_json, run_task
 
 
-def inner_curves(run_dir: str | Path) -> pd.DataFrame:
+def inner_curves(run_dir: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
     """One row per (outer fold, inner fold, epoch) of every finished inner fold of an ALSNet run.
 
     Columns: ``outer, inner, epoch, steps, subject_log_loss, window_balanced_accuracy`` (each
-    inner fold's own held-out subjects, probabilities at T = 1), ``crop`` (seconds or None).
+    inner fold's own held-out subjects, probabilities at T = 1), ``crop`` (seconds or None) and
+    ``finished``; with ``unfinished=True`` the epochs logged so far by inner trainings still
+    running are included too (``finished`` False).
     """
     run = Path(run_dir)
     config = read_json(run / "config.json")
@@ -36,7 +38,8 @@ def inner_curves(run_dir: str | Path) -> pd.DataFrame:
     for outer in config["split"]["folds_detail"]:
         for inner in outer["inner"]:
             d = run / outer["name"] / inner["name"]
-            if not (d / "done.json").is_file():
+            finished = (d / "done.json").is_file()
+            if not (finished or (unfinished and (d / "epochs.npz").is_file())):
                 continue
             with np.load(d / "epochs.npz") as z:
                 val, idx = z["val_logits"].astype(np.float32), z["val_idx"]
@@ -44,7 +47,7 @@ def inner_curves(run_dir: str | Path) -> pd.DataFrame:
             per_epoch = n_train // batch + (n_train % batch > 1)
             for e in range(len(val)):
                 p = probabilities(val[e])
-                rows.append({"outer": outer["name"], "inner": inner["name"], "epoch": e,
+                rows.append({"outer": outer["name"], "inner": inner["name"], "epoch": e, "finished": finished,
                              "steps": (e + 1) * per_epoch, "crop": recipe.get("train_crop"),
                              "subject_log_loss": subject_log_loss(p, y[idx], subjects[idx]),
                              "window_balanced_accuracy": window_balanced_accuracy(p, y[idx])})
@@ -83,8 +86,10 @@ def plot_budget(curves: dict[str, pd.DataFrame], path: str | Path) -> Path:
             continue
         colour = f"C{i}"
         for _, g in df.groupby(["outer", "inner"]):
-            axes[0].plot(g["steps"], g["subject_log_loss"], color=colour, lw=0.5, alpha=0.35)
-            axes[1].plot(g["steps"], g["window_balanced_accuracy"], color=colour, lw=0.5, alpha=0.35)
+            ls = "-" if g["finished"].all() else ":"   # dotted: a training still running
+            axes[0].plot(g["steps"], g["subject_log_loss"], color=colour, lw=0.7, alpha=0.5, ls=ls, marker=".")
+            axes[1].plot(g["steps"], g["window_balanced_accuracy"], color=colour, lw=0.7, alpha=0.5, ls=ls,
+                         marker=".")
         n = df.groupby(["outer", "inner"]).ngroups
         m = df.groupby("epoch").agg(steps=("steps", "mean"), loss=("subject_log_loss", "mean"),
                                     bacc=("window_balanced_accuracy", "mean"), k=("steps", "size"))
