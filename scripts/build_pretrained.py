@@ -5,7 +5,7 @@
 
 trains ALSNet on *all* subjects of the task (validation windows for early stopping, the
 learning-rate schedule and temperature scaling come from whole held-out training
-subjects), and writes ``src/alsnet/pretrained/TASK.safetensors`` + ``TASK.json``. The card
+subjects), and writes ``src/alsnet/model/pretrained/TASK.safetensors`` + ``TASK.json``. The card
 carries the subject-wise metrics (with 95% intervals) of the cross-validated run given by
 ``--evaluation``, which used the same recipe and seed: a model trained on every subject has
 no test subjects of its own, so its honest estimate is the cross-validated one.
@@ -92,7 +92,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default="data/N2001")
     ap.add_argument("--task", default="als-vs-normal", choices=["als-vs-normal", "three-class"])
     ap.add_argument("--evaluation", type=Path, help="cross-validated run folder whose metrics go on the card")
-    ap.add_argument("--out", type=Path, default=None, help="default src/alsnet/pretrained/TASK")
+    ap.add_argument("--out", type=Path, default=None, help="default src/alsnet/model/pretrained/TASK")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "pretrained-build")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--max-epochs", type=int, default=20)
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
                         + (f" --evaluation {args.evaluation}" if args.evaluation else ""))}
     train_alsnet_fold(ws, fold, task, recipe, work, seed=args.seed, trainer_kw={"accelerator": "cpu", "devices": 1},
                       progress=sys.stderr.isatty(), card=card)
-    out = args.out or (REPO / "src" / "alsnet" / "pretrained" / args.task)
+    out = args.out or (REPO / "src" / "alsnet" / "model" / "pretrained" / args.task)
     loaded = load_model(work / "model")
     save_model(out, loaded.model, {k: v for k, v in loaded.card.items()
                                    if k not in ("architecture", "classes", "window", "weights_file",
