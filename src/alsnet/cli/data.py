@@ -15,8 +15,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                       help="print {schema_version, alsnet_version, n_failed, summary, recordings} as JSON")
     info.add_argument("--fs", type=float, default=None, help="sampling rate for .npy/.csv files (Hz)")
     info.add_argument("--scale", type=float, default=None, help="µV per unit for .wav files")
+    info.add_argument("--channel", type=int, default=None, metavar="N",
+                      help="signal of multi-channel files (BIDS: instead of the one of type EMG in _channels.tsv)")
+    info.add_argument("--label-column", default=None, metavar="NAME",
+                      help="BIDS participants.tsv column holding the class (default: diagnosis)")
     info.set_defaults(func=run_info)
     register_kaggle(dsub)
+    register_to_bids(dsub)
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -29,7 +34,8 @@ def run_info(args: argparse.Namespace) -> int:
     infos, errors, warnings = [], [], []
     for path in args.paths:
         try:
-            i, p = index_dataset(path, fs=args.fs, scale=args.scale)
+            i, p = index_dataset(path, fs=args.fs, scale=args.scale, channel=args.channel,
+                                 label_column=args.label_column)
         except AlsnetError as e:
             errors.append(str(e))
             continue
@@ -97,3 +103,53 @@ def run_kaggle(args: argparse.Namespace) -> int:
         atomic_write_bytes(args.export, buf.getvalue())
         print(f"wrote {args.export}")
     return 0
+
+
+def register_to_bids(dsub: argparse._SubParsersAction) -> None:
+    t = dsub.add_parser(
+        "to-bids", help="write a data set as EMG-BIDS (EDF/BDF in µV, sidecars, participants.tsv diagnosis)",
+        description="Write every recording of SRC (N2001, simulated, a folder with labels.csv, a BIDS set) "
+                    "as an EMG-BIDS data set under OUT (docs/bids.md). Each EDF/BDF data record lasts the "
+                    "fewest whole seconds holding a whole number of samples (2 s = 46,875 samples at "
+                    "23437.5 Hz); the last record is padded with the last value and the padding annotated "
+                    "BAD_ACQ_SKIP, which alsnet leaves out when it reads the set. Exit status 0 when every "
+                    "recording was written, 1 when some failed, 3 when none could be.")
+    t.add_argument("src", metavar="SRC", help="data set folder (or one recording)")
+    t.add_argument("out", metavar="OUT", help="new or empty folder, or an existing BIDS data set")
+    t.add_argument("--format", dest="fmt", choices=("edf", "bdf"), default="edf",
+                   help="edf: 16-bit (default); bdf: 24-bit, 256 times finer steps")
+    t.add_argument("--task", default="isometric", help="BIDS task label (default: %(default)s)")
+    t.add_argument("--line-freq", type=float, default=None, metavar="HZ",
+                   help="mains frequency for PowerLineFrequency (default: n/a)")
+    t.add_argument("--fs", type=float, default=None, metavar="HZ", help="sampling rate of .npy/.csv files")
+    t.add_argument("--scale", type=float, default=None, metavar="UV", help="µV per unit of .wav/.npy/.csv samples")
+    t.add_argument("--channel", type=int, default=None, metavar="N", help="signal of multi-channel files")
+    t.add_argument("--json", action="store_true", help="print what was written (per recording) as JSON")
+    t.set_defaults(func=run_to_bids)
+
+
+def run_to_bids(args: argparse.Namespace) -> int:
+    from alsnet.cli.main import JSON_SCHEMA_VERSION, inputs_exit_code, print_json
+    from alsnet.data.bids_write import write_bids
+
+    read = {k: getattr(args, k) for k in ("fs", "scale", "channel") if getattr(args, k) is not None}
+    problems = []
+    report = write_bids(args.src, args.out, fmt=args.fmt, task=args.task, line_freq=args.line_freq,
+                        read=read, on_error=problems.append)
+    failed = [p for p in problems if p.path]
+    for p in problems:
+        kind = "error" if p.path else "warning"
+        print(f"alsnet data to-bids: {kind}: {p.message}", file=sys.stderr)
+    recs = report["recordings"]
+    if args.json:
+        print_json({"schema_version": JSON_SCHEMA_VERSION, "n_failed": len(failed), **report})
+    else:
+        for r in recs:
+            tail = (f"last record padded with {r['padded_samples']} samples (BAD_ACQ_SKIP)"
+                    if r["padded_samples"] else "whole records, no padding")
+            print(f"{r['source']} -> {r['path']}: {r['n_samples']} samples at {r['fs']:g} Hz in "
+                  f"{r['record_duration_s']}-s records of {r['samples_per_record']}; {tail}; "
+                  f"resolution {r['resolution_uv']:.4g} µV")
+        print(f"wrote {len(recs)} recording(s) as EMG-BIDS {report['bids_version']} "
+              f"({args.fmt.upper()}) under {report['out']}")
+    return inputs_exit_code(len(failed), len(recs) + len(failed))

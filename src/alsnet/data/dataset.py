@@ -64,8 +64,21 @@ def _load_labels_csv(root: Path) -> dict[str, dict]:
 
 def iter_recordings(root: str | os.PathLike, *, on_error: Callable[[Problem], None] | None = None,
                     **read_kw) -> Iterable[Recording]:
-    """Read every recording under ``root``; unreadable files go to ``on_error`` and are skipped."""
+    """Read every recording under ``root``; unreadable files go to ``on_error`` and are skipped.
+
+    A BIDS data set (a folder with ``dataset_description.json``) is read through its layout
+    and sidecars (:mod:`alsnet.data.bids`); ``label_column`` names its ``participants.tsv``
+    class column (default ``diagnosis``) and is ignored for other folders.
+    """
     root = Path(root)
+    label_column = read_kw.pop("label_column", None)
+    from alsnet.data.bids import is_bids_dataset  # BIDS: the layout, not file names, says what is what
+
+    if is_bids_dataset(root):
+        from alsnet.data.bids import iter_bids_recordings
+
+        yield from iter_bids_recordings(root, on_error=on_error, label_column=label_column, **read_kw)
+        return
     labels = _load_labels_csv(root) if root.is_dir() else {}
     for p in find_recordings(root):
         try:

@@ -25,6 +25,7 @@ from alsnet.errors import AlsnetError
 from alsnet.model.network import RECEPTIVE_FIELD
 
 if TYPE_CHECKING:
+    import mne
     import torch
 
 #: Half-width of a gallery snippet in ms.
@@ -100,11 +101,14 @@ def _envelope(y: np.ndarray, t: np.ndarray, bins: int = 4000):
         return t[:n].reshape(bins, -1)[:, 0], np.nanmin(yy, axis=1), np.nanmax(yy, axis=1)
 
 
-def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: str | os.PathLike = "als-vs-normal",
-                      max_windows: int = 30,
-                      fs: float | None = None, scale: float | None = None, channel: int | None = None,
+def explain_recording(path: str | os.PathLike | mne.io.BaseRaw, out: str | os.PathLike,
+                      model: str | os.PathLike = "als-vs-normal", max_windows: int = 30,
+                      fs: float | None = None, scale: float | None = None, channel: int | str | None = None,
                       top_k: int = 3, backend: str = "auto", target: str | None = None) -> dict:
     """Write the explanation figure of one recording (its first ``max_windows`` windows).
+
+    ``path`` is a recording file (a BIDS ``*_emg.edf`` with its sidecars) or an ``mne.io.Raw``,
+    whose EMG channel is explained unless ``channel`` names or numbers another.
 
     ``target`` is the class whose evidence is shown: a binary model has one logit, that of
     its positive class (``"als"``), the only choice; a multi-class model defaults to the
@@ -120,7 +124,8 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
     import matplotlib.pyplot as plt
     from matplotlib.gridspec import GridSpec
 
-    from alsnet.diagnosis.predict import DISCLAIMER, Predictor, iter_window_chunks, open_source
+    from alsnet.data.mne_io import open_input  # a path, a BIDS file or an mne.io.Raw (issue: MNE/BIDS)
+    from alsnet.diagnosis.predict import DISCLAIMER, Predictor, iter_window_chunks
 
     pred = Predictor(model, backend=backend)
     classes = list(pred.classes)
@@ -130,7 +135,7 @@ def explain_recording(path: str | os.PathLike, out: str | os.PathLike, model: st
         raise AlsnetError(f"a binary model has one logit, that of {classes[1]!r}: its evidence for "
                           f"{target!r} is the negative weights of the {classes[1]!r} figure")
     starts, wins = [], []
-    with open_source(path, fs=fs, scale=scale, channel=channel) as source:
+    with open_input(path, fs=fs, scale=scale, channel=channel) as source:
         for st, w in iter_window_chunks(source, min(32, max(1, max_windows))):
             starts.append(st)
             wins.append(w)

@@ -24,6 +24,7 @@ import numpy as np
 from alsnet.data.domain import muscle_of
 from alsnet.data.io import open_source
 from alsnet.data.labels import get_task
+from alsnet.data.mne_io import input_name, open_input
 from alsnet.data.source import Source, as_float32
 from alsnet.data.windows import (
     MODEL_FS,
@@ -41,6 +42,7 @@ from alsnet.model.checkpoint import LoadedModel
 from alsnet.model.pretrained import BUNDLED, DEFAULT_MODEL, resolve_model
 
 if TYPE_CHECKING:
+    import mne
     import torch
 
     from alsnet.engine.backends import InferenceEngine
@@ -209,15 +211,16 @@ class Predictor:
         """Label of a recording-level probability vector, by the model's one decision rule."""
         return self.classes[int(self.rule.decide(np.asarray(proba, dtype=float)[None])[0])]
 
-    def predict(self, path_or_array: str | os.PathLike | np.ndarray, fs: float | None = None,
-                scale: float | None = None, channel: int | None = None, errors: str = "raise",
+    def predict(self, path_or_array: str | os.PathLike | np.ndarray | mne.io.BaseRaw, fs: float | None = None,
+                scale: float | None = None, channel: int | str | None = None, errors: str = "raise",
                 progress: Callable[[int, int], None] | None = None) -> dict:
         """Diagnose one recording (see :func:`predict`); ``errors="return"`` reports an
         :class:`AlsnetError` in the ``error`` field instead of raising it."""
-        path = None if isinstance(path_or_array, np.ndarray) else os.fspath(path_or_array)
+        # an mne.io.Raw, a BIDS file or any other input: alsnet.data.mne_io.open_input (issue: MNE/BIDS)
+        path = input_name(path_or_array)
         checks = RecordingChecks(self.qc_policy)
         try:
-            with open_source(path_or_array, fs=fs, scale=scale, channel=channel) as source:
+            with open_input(path_or_array, fs=fs, scale=scale, channel=channel) as source:
                 scores = self.window_scores(source, progress, checks)
                 native_fs, muscle = source.fs, muscle_of(source.record, source.meta)
         except AlsnetError as e:
@@ -235,16 +238,18 @@ class Predictor:
                 "error": None}
 
 
-def predict(path_or_array: str | os.PathLike | np.ndarray, fs: float | None = None,
+def predict(path_or_array: str | os.PathLike | np.ndarray | mne.io.BaseRaw, fs: float | None = None,
             model: str | os.PathLike | LoadedModel = DEFAULT_MODEL, backend: str = "auto",
-            scale: float | None = None, channel: int | None = None, qc: str = DEFAULT_QC_POLICY) -> dict:
+            scale: float | None = None, channel: int | str | None = None, qc: str = DEFAULT_QC_POLICY) -> dict:
     """Diagnose one recording with a bundled or saved model.
 
     Parameters
     ----------
-    path_or_array : path or ndarray
-        A recording file (WFDB ``.hea``, ``.npy``, ``.csv``, ``.wav``, ``.edf``) or a 1-D
-        array of µV (then ``fs`` is required).
+    path_or_array : path, ndarray or mne.io.Raw
+        A recording file (WFDB ``.hea``, ``.npy``, ``.csv``, ``.wav``, ``.edf``; a BIDS
+        ``*_emg.edf`` takes its channel from ``_channels.tsv``), a 1-D array of µV (then
+        ``fs`` is required) or an ``mne.io.Raw`` (its EMG channel, or ``channel`` by name or
+        number; :mod:`alsnet.data.mne_io`).
     fs : float, optional
         Sampling rate for arrays, ``.npy`` and ``.csv`` (Hz); any rate is resampled.
     model : str, path or LoadedModel
@@ -253,8 +258,8 @@ def predict(path_or_array: str | os.PathLike | np.ndarray, fs: float | None = No
         ``"auto"``, ``"torch"`` or ``"onnx"``.
     scale : float, optional
         µV per unit for ``.wav`` files.
-    channel : int, optional
-        Signal to use in a multi-channel WFDB or EDF file.
+    channel : int or str, optional
+        Signal to use in a multi-channel WFDB or EDF file; a name or number for a Raw.
     qc : str
         ``"flag"`` (default) or ``"drop"``: whether windows flagged by quality control
         (:mod:`alsnet.diagnosis.qc`) count in the recording's mean.
