@@ -153,3 +153,39 @@ def test_missing_files_are_named(saved, tmp_path):
     with pytest.raises(CheckpointError, match=r"lonely\.json: model file not found"):
         load_model(tmp_path / "lonely.safetensors")
     assert issubclass(CheckpointError, AlsnetError)
+
+
+def test_an_ensemble_model_is_one_file_and_predicts_the_mean_of_its_members(tmp_path):
+    import numpy as np
+
+    from alsnet.diagnosis.predict import Predictor
+    from alsnet.model.checkpoint import load_model, save_model
+    from alsnet.model.network import ALSNet
+    from alsnet.model.outputs import probabilities
+
+    torch.manual_seed(0)
+    members = [ALSNet().eval() for _ in range(3)]
+    card = {"task": "als-vs-normal", "calibration": {"method": "none", "scale": [1.0], "bias": [0.0]}}
+    save_model(tmp_path / "ens", members, card)
+    loaded = load_model(tmp_path / "ens")
+    assert len(loaded.members) == 3 and loaded.card["architecture"]["members"] == 3
+    x = np.random.default_rng(1).normal(scale=50, size=(4, 3000)).astype(np.float32)
+    with torch.no_grad():
+        want = np.mean([probabilities(m(torch.from_numpy(x)[:, None]).numpy()) for m in members], axis=0)
+    got = Predictor(loaded, backend="eager").probabilities(x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_ensemble_file_with_a_stray_tensor_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from alsnet.errors import CheckpointError
+    from alsnet.model.checkpoint import load_model, save_model
+    from alsnet.model.network import ALSNet
+
+    save_model(tmp_path / "ens", [ALSNet(), ALSNet()], {"task": "als-vs-normal"})
+    state = load_file(str(tmp_path / "ens.safetensors"))
+    state["member7.features.0.weight"] = state["member0.features.0.weight"].clone()
+    save_file(state, str(tmp_path / "ens.safetensors"))
+    with pytest.raises(CheckpointError, match="of no member"):
+        load_model(tmp_path / "ens", check_digest=False)

@@ -154,7 +154,7 @@ def explain_recording(path: str | os.PathLike | mne.io.BaseRaw, out: str | os.Pa
 
     for b in range(0, int(ok.sum()), pred.batch_size):
         idx = np.flatnonzero(ok)[b:b + pred.batch_size]
-        proba[idx] = pred.calibrator.apply(pred.engine.logits(wins[idx]))
+        proba[idx] = pred.probabilities(wins[idx])
     mean = np.nanmean(proba, axis=0)
     pos = classes[1] if pred.task.binary else target or pred.decide(mean)
     ev_ok = evidence(pred.loaded.model, wins[ok], target=0 if pred.task.binary else classes.index(pos))

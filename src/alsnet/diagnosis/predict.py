@@ -171,7 +171,9 @@ class Predictor:
         # the calibration and decision rule evaluation scored with (alsnet.evaluation.decision)
         self.calibrator = self.loaded.calibrator
         self.rule = DecisionRule.from_dict(self.loaded.card.get("decision_rule"))
-        self.engine = make_engine(self.loaded.model, backend, threads)
+        # one engine per network: an ensemble model's output is the mean of its members'
+        # calibrated probabilities, exactly as its nested evaluation scored it
+        self.engines = [make_engine(m, backend, threads) for m in self.loaded.members]
         self.batch_size = int(batch_size)
         self.chunk_windows = int(chunk_windows)
         self.qc_policy = check_policy(qc)
@@ -181,6 +183,19 @@ class Predictor:
     def describe(self) -> dict:
         """What produced the scores: ``{"model": {"name", "task", "weights_sha256"}, "backend"}``."""
         return {"model": model_identity(self.loaded, self.model_name), "backend": self.engine.name}
+
+    @property
+    def engine(self):  # noqa: ANN201 - an engine with .logits and .name
+        """The (first) network's engine: what ``explain`` reads evidence from."""
+        return self.engines[0]
+
+    @engine.setter
+    def engine(self, value) -> None:  # noqa: ANN001
+        self.engines = [value]
+
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """Calibrated probabilities ``(n, n_classes)`` of windows ``(n, T)`` at the model rate."""
+        return np.mean([self.calibrator.apply(e.logits(windows)) for e in self.engines], axis=0)
 
     def window_scores(self, source: Source, progress: Callable[[int, int], None] | None = None,
                       checks: RecordingChecks | None = None) -> WindowScores:
@@ -195,8 +210,7 @@ class Predictor:
             ok = np.isfinite(win).all(axis=1) if checks is None else checks.add(win)
             st, win = st[ok], win[ok]
             for b in range(0, len(win), self.batch_size):
-                z = self.engine.logits(win[b:b + self.batch_size])
-                probas.append(self.calibrator.apply(z))
+                probas.append(self.probabilities(win[b:b + self.batch_size]))
             starts.append(st)
             if progress:
                 progress(n_windows, total)

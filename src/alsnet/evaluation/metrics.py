@@ -286,7 +286,9 @@ def evaluate(pred: pd.DataFrame, task: Task, *, n_boot: int = 1000, seed: int = 
         ``{"window": {...}, "recording": {...}, "subject": {...}}``; each level holds
         ``accuracy, sensitivity, specificity, balanced_accuracy, f1, roc_auc, recall``
         (per class), ``confusion_matrix``, ``n``, ``n_subjects``, ``ci`` ({metric: [lo, hi]}),
-        ``bootstrap`` (its settings) and ``decision`` (the rule). NaN (undefined) values are ``None``; the dict is JSON-ready.
+        ``bootstrap`` (its settings) and ``decision`` (the rule); the subject level also
+        ``proportions`` (subjects right, with Wilson and Clopper–Pearson intervals). NaN
+        (undefined) values are ``None``; the dict is JSON-ready.
     """
     check_predictions(pred, task)
     if not 0 < ci < 1:

@@ -37,6 +37,13 @@ class LoadedModel:
     card: dict
     path: str
     classes: tuple[str, ...] = field(default_factory=tuple)
+    #: Every member of an ensemble model (the mean of their calibrated probabilities is the
+    #: model's output); ``[model]`` for a single network.
+    members: list[ALSNet] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            self.members = [self.model]
 
     @property
     def temperature(self) -> float:
@@ -58,19 +65,31 @@ def _with(stem: Path, suffix: str) -> Path:
     return stem.parent / (stem.name + suffix)
 
 
-def save_model(path: str | os.PathLike, model: ALSNet, card: dict) -> Path:
-    """Write ``PATH.safetensors`` and ``PATH.json``; returns the weights path."""
+def save_model(path: str | os.PathLike, model: ALSNet | list[ALSNet], card: dict) -> Path:
+    """Write ``PATH.safetensors`` and ``PATH.json``; returns the weights path.
+
+    ``model`` may be a list of networks of one architecture: an ensemble, stored in one
+    weights file (tensors ``member<i>.<name>``) and scored as the mean of the members'
+    calibrated probabilities.
+    """
     from safetensors.torch import save
 
     stem = _stem(path)
     weights = _with(stem, ".safetensors")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    members = model if isinstance(model, list) else [model]
+    model = members[0]
+    if len(members) == 1:
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    else:
+        state = {f"member{i}.{k}": v.detach().cpu().contiguous()
+                 for i, m in enumerate(members) for k, v in m.state_dict().items()}
     blob = save(state, metadata={"format": "pt", "alsnet_card_version": str(CARD_VERSION)})
     atomic_write_bytes(weights, blob)
     task = get_task(card["task"])
     full = {
         "card_version": CARD_VERSION,
-        "architecture": {"name": "ALSNet", "n_chans": model.n_chans, "n_outputs": model.n_outputs},
+        "architecture": {"name": "ALSNet", "n_chans": model.n_chans, "n_outputs": model.n_outputs,
+                         **({"members": len(members)} if len(members) > 1 else {})},
         "classes": list(task.classes),
         "window": window_settings(),
         **card,
@@ -152,12 +171,25 @@ def load_model(path: str | os.PathLike, *, check_digest: bool = True) -> LoadedM
         state = load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"not a readable safetensors file ({e})", weights) from None
-    model = ALSNet(n_chans=n_chans, n_outputs=int(arch["n_outputs"]))
-    _check_state(state, model, weights)
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as e:
-        first = str(e).splitlines()[0] if str(e) else "state dict mismatch"
-        raise CheckpointError(f"weights do not fit ALSNet ({first})", weights) from None
-    model.eval()
-    return LoadedModel(model=model, card=card, path=str(weights), classes=task.classes)
+    n_members = arch.get("members", 1)
+    if not isinstance(n_members, int) or isinstance(n_members, bool) or not 1 <= n_members <= 64:
+        raise CheckpointError(f"architecture members {n_members!r} is not a member count", card_path)
+    if n_members == 1:
+        states = [state]
+    else:
+        states = [{k[len(f"member{i}."):]: v for k, v in state.items() if k.startswith(f"member{i}.")}
+                  for i in range(n_members)]
+        stray = sorted(k for k in state if not any(k.startswith(f"member{i}.") for i in range(n_members)))
+        if stray:
+            raise CheckpointError(f"weights hold {len(stray)} tensor(s) of no member (e.g. {stray[0]!r})", weights)
+    members = []
+    for s in states:
+        model = ALSNet(n_chans=n_chans, n_outputs=int(arch["n_outputs"]))
+        _check_state(s, model, weights)
+        try:
+            model.load_state_dict(s, strict=True)
+        except RuntimeError as e:
+            first = str(e).splitlines()[0] if str(e) else "state dict mismatch"
+            raise CheckpointError(f"weights do not fit ALSNet ({first})", weights) from None
+        members.append(model.eval())
+    return LoadedModel(model=members[0], card=card, path=str(weights), classes=task.classes, members=members)
