@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -154,6 +155,16 @@ def test_cli_to_bids_says_the_record_duration_and_the_tail(tmp_path, capsys):
     assert "2-s records of 46875; whole records, no padding" in out
     assert main(["data", "to-bids", str(src), str(src)]) == 3  # not empty, not BIDS
     assert "is not an empty folder or a BIDS data set" in capsys.readouterr().err
+
+
+def test_the_official_bids_validator_finds_no_error_in_a_written_set(tmp_path):
+    exe = shutil.which("bids-validator-deno") or pytest.skip("bids-validator-deno (pip) is not installed")
+    src = _npy_set(tmp_path, 23437.5, {"S01r1": 50000, "S02r1": 30000}, {"S01r1": "als", "S02r1": "normal"})
+    write_bids(src, tmp_path / "bids", line_freq=50)
+    run = subprocess.run([exe, str(tmp_path / "bids"), "--json"], capture_output=True, text=True, timeout=300)
+    result = json.loads(run.stdout)
+    assert [i for i in result["issues"]["issues"] if i["severity"] == "error"] == []
+    assert result["summary"]["dataTypes"] == ["emg"] and result["summary"]["subjects"] == ["S01", "S02"]
 
 
 # --------------------------------------------------------------------------- reading
