@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from alsnet.data.io import find_recordings, parse_n2001_name
-from alsnet.diagnosis.muap import analyse_many, analyse_signal, summarise
+from alsnet.diagnosis.muap import analyse_many, analyse_signal, pool, summarise
 
 SHOWN = ("amplitude_uv", "duration_ms", "phases", "turns", "area_uv_ms", "size_index", "firing_rate_hz")
 CLASSES = ("als", "normal", "myopathy")
@@ -113,6 +113,24 @@ def main(argv: list[str] | None = None) -> int:
         n = parse_n2001_name(Path(r["path"]).stem)
         rows.append((n["label"], n["subject"], r["summary"]))
     print(_table(rows))
+    print("\nper subject, all its recordings pooled (alsnet muap --pool), against the biceps reference "
+          "(mean ± 2 SD of a muscle's mean):")
+    print("| subject | class | recordings | MUAPs | mean amplitude (µV) | verdict | mean duration (ms) | verdict |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    verdicts = {}
+    for subject in sorted({parse_n2001_name(Path(r["path"]).stem)["subject"] for r in results if not r["error"]}):
+        mine = [r for r in results if not r["error"] and parse_n2001_name(Path(r["path"]).stem)["subject"] == subject]
+        pooled = pool(mine)
+        m = pooled["reference"]["measures"]
+        cls = parse_n2001_name(Path(mine[0]["path"]).stem)["label"]
+        a, d = m["amplitude_uv"], m["duration_ms"]
+        verdicts.setdefault(cls, []).append(a["verdict"])
+        print(f"| {subject} | {cls} | {pooled['n_recordings']} | {pooled['n_muaps']} | {a['recording_mean']:.0f} | "
+              f"{a['verdict']} | {d['recording_mean']:.1f} | {d['verdict']} |")
+    for c in CLASSES:
+        v = verdicts.get(c, [])
+        print(f"{c}: mean amplitude above the reference in {v.count('above')} of {len(v)} subjects, "
+              f"within in {v.count('within')}, below in {v.count('below')}")
     amp = {c: np.median([m["amplitude_uv"]["median"] for cl, _, m in rows if cl == c and m["n_units"]])
            for c in CLASSES}
     print(f"\nmedian amplitude: als {amp['als']:.0f} µV, normal {amp['normal']:.0f} µV, "

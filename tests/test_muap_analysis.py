@@ -126,3 +126,19 @@ def test_a_recording_sampled_too_slowly_for_muap_shapes_is_refused_with_its_name
 
     with pytest.raises(InputError, match=r"slow\.npy: sampled at 2000 Hz"):
         analyse_recording(p, fs=2000.0)
+
+
+def test_pooling_the_recordings_of_one_muscle_sums_their_muaps_and_skips_failures(tmp_path, capsys):
+    paths = simulate_dataset(tmp_path, n_subjects={"normal": 1}, recordings_per_subject=3, duration_s=4.0,
+                             seed=5, progress=False)
+    bad = tmp_path / "bad.hea"
+    bad.write_text("not a header\n")
+    code = main(["muap", *map(str, paths), str(bad), "--pool", "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 1
+    per, pooled = out["recordings"], out["pooled"]
+    assert pooled["n_recordings"] == 3 and pooled["n_muaps"] == sum(r["n_muaps"] for r in per if not r["error"])
+    assert pooled["muscle"] == "biceps brachii" and pooled["reference"]["available"]
+    assert pooled["summary"]["recruitment_ratio"] is None                # a property of one needle position
+    all_amps = [m["amplitude_uv"] for r in per if not r["error"] for m in r["muaps"]]
+    assert pooled["summary"]["amplitude_uv"]["median"] == pytest.approx(float(np.median(all_amps)))

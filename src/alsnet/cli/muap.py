@@ -21,6 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true",
                    help="print a JSON list of {path, n_muaps, summary, reference, muaps, error}")
     p.add_argument("--waveforms", action="store_true", help="include each MUAP's waveform (µV) in --json")
+    p.add_argument("--pool", action="store_true",
+                   help="also summarise the MUAPs of all recordings together (one muscle, several needle "
+                        "positions: the reference means are of at least 20 MUAPs); --json then prints "
+                        "{recordings: [...], pooled: {...}}")
     p.add_argument("--fs", type=float, default=None, metavar="HZ", help="sampling rate of .npy/.csv files")
     p.add_argument("--scale", type=float, default=None, metavar="UV", help="µV per unit of .wav samples")
     p.add_argument("--channel", type=int, default=None, metavar="N",
@@ -49,6 +53,8 @@ def _line(r: dict) -> str:
             parts.append(f"mean {k.split('_')[0]} {m['recording_mean']:.3g} {unit} {m['verdict']} "
                          f"{lo:.3g}-{hi:.3g}")
         out += f"\n    vs {ref['muscle']} reference (mean ± 2 SD): " + "; ".join(parts)
+        if ref.get("note"):
+            out += f" ({ref['note']})"
     elif ref:
         out += f"\n    {ref['note']}"
     return out
@@ -68,7 +74,7 @@ def _expand(paths: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from alsnet.cli.main import inputs_exit_code, print_json
-    from alsnet.diagnosis.muap import analyse_many
+    from alsnet.diagnosis.muap import analyse_many, pool
     from alsnet.diagnosis.predict import DISCLAIMER
 
     results = analyse_many(_expand(args.paths), fs=args.fs, scale=args.scale, channel=args.channel,
@@ -78,8 +84,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"alsnet muap: error: {r['error']}", file=sys.stderr)
         elif not args.json:
             print(_line(r))
+    pooled = pool(results) if args.pool else None
     if args.json:
-        print_json(results)
+        print_json({"recordings": results, "pooled": pooled} if args.pool else results)
     else:
+        if pooled:
+            print(_line({**pooled, "path": f"pooled over {pooled['n_recordings']} recording(s)"}))
         print(f"[{DISCLAIMER}]")
     return inputs_exit_code(sum(1 for r in results if r["error"]), len(results))

@@ -48,6 +48,8 @@ MEASURES: tuple[str, ...] = ("amplitude_uv", "duration_ms", "phases", "turns", "
 #: More phases than this makes a MUAP polyphasic (Stålberg et al. 1986).
 POLYPHASIC_PHASES = 4
 
+#: MUAPs of a muscle its mean is compared with reference means from (the source recommends 20).
+MIN_REFERENCE_MUAPS = 20
 #: Published reference values per muscle: mean ± SD of a muscle's mean (multi-MUP, concentric
 #: needle) and the limits for single MUAPs ("outliers").
 REFERENCES: dict[str, dict] = {
@@ -232,7 +234,11 @@ def compare_reference(summary: dict, muscle: str | None) -> dict:
         return {"muscle": muscle, "available": False,
                 "note": f"no reference values for {muscle or 'an unknown muscle'} (alsnet has: "
                         f"{', '.join(REFERENCES)})"}
-    out = {"muscle": muscle, "available": True, "source": ref["source"], "measures": {}}
+    out = {"muscle": muscle, "available": True, "source": ref["source"], "measures": {}, "note": None}
+    n = summary.get("n_units")
+    if n is not None and n < MIN_REFERENCE_MUAPS:
+        out["note"] = (f"the reference means are of at least {MIN_REFERENCE_MUAPS} MUAPs of a muscle; this "
+                       f"recording has {n}: pool the recordings of one muscle before reading the comparison")
     for k in ("amplitude_uv", "duration_ms"):
         r, mean = ref[k], summary[k]["mean"]
         lo, hi = r["mean"] - 2 * r["sd"], r["mean"] + 2 * r["sd"]
@@ -242,18 +248,33 @@ def compare_reference(summary: dict, muscle: str | None) -> dict:
     return out
 
 
-def summarise(muaps: list[Muap], duration_s: float) -> dict:
-    """Per-recording summary: each measure's median, quartiles and mean; polyphasic share;
-    number of units and recruitment ratio."""
-    ms = [u.measures for u in muaps]
+def summarise(muaps: list[Muap] | list[dict], duration_s: float, recruitment: bool = True) -> dict:
+    """Summary of MUAPs (or of their measure dicts): each measure's median, quartiles and mean;
+    polyphasic share; number of units and, within one recording, the recruitment ratio."""
+    ms = [u.measures if isinstance(u, Muap) else u for u in muaps]
     out = {k: _stats([m.get(k) for m in ms]) for k in MEASURES}
     out["polyphasic_percent"] = (100.0 * sum(m["phases"] > POLYPHASIC_PHASES for m in ms) / len(ms)
                                  if ms else None)
     rates = [m["firing_rate_hz"] for m in ms if m["firing_rate_hz"]]
     out["n_units"] = len(ms)
-    out["recruitment_ratio"] = float(max(rates) / len(ms)) if rates else None
+    out["recruitment_ratio"] = float(max(rates) / len(ms)) if rates and recruitment else None
     out["duration_s"] = float(duration_s)
     return out
+
+
+def pool(results: list[dict]) -> dict:
+    """The MUAPs of several recordings of one muscle as one summary (a muscle's multi-MUP mean
+    needs about 20 MUAPs, more than one low-force recording holds). Failed recordings are skipped;
+    the recruitment ratio, a property of one needle position, is not pooled."""
+    ok = [r for r in results if not r.get("error")]
+    ms = [m for r in ok for m in r["muaps"]]
+    muscles = {r.get("muscle") for r in ok}
+    muscle = muscles.pop() if len(muscles) == 1 else None
+    summary = summarise(ms, sum(r["summary"]["duration_s"] for r in ok), recruitment=False)
+    ref = compare_reference(summary, muscle) if muscle or not muscles else \
+        {"muscle": None, "available": False, "note": "the pooled recordings are of different muscles"}
+    return {"path": [r["path"] for r in ok], "n_recordings": len(ok), "muscle": muscle, "n_muaps": len(ms),
+            "summary": summary, "reference": ref, "error": None}
 
 
 def analyse_recording(path: str | os.PathLike, fs: float | None = None, scale: float | None = None,
@@ -311,5 +332,5 @@ def analyse_many(paths: Iterable[str | os.PathLike], **kw: object) -> list[dict]
     return out
 
 
-__all__ = ["MEASURES", "Muap", "MuapSettings", "REFERENCES", "SETTINGS", "analyse_many", "analyse_recording",
-           "analyse_signal", "compare_reference", "measure", "summarise"]
+__all__ = ["MEASURES", "MIN_REFERENCE_MUAPS", "Muap", "MuapSettings", "REFERENCES", "SETTINGS", "analyse_many",
+           "analyse_recording", "analyse_signal", "compare_reference", "measure", "pool", "summarise"]

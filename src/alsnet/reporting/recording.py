@@ -139,8 +139,11 @@ def _muap_html(m: dict) -> str:
                    if r else "–")
         body.append(f'<tr><td class="l">{_e(lab)}</td><td>{v["median"]:.3g}</td><td>{v["q1"]:.3g}–{v["q3"]:.3g}</td>'
                     f'<td>{v["mean"]:.3g}</td><td class="l">{ref_txt}</td></tr>')
-    src = f'<p class="ci">Reference: {_e(ref["source"])}.</p>' if ref.get("available") else \
-        f'<p class="ci">{_e(ref["note"])}</p>'
+    if ref.get("available"):
+        caveat = f' <b>Note</b>: {_e(ref["note"])}.' if ref.get("note") else ""
+        src = f'<p class="ci">Reference: {_e(ref["source"])}.{caveat}</p>'
+    else:
+        src = f'<p class="ci">{_e(ref["note"])}</p>'
     return (f'<p>{m["n_muaps"]} motor units; polyphasic (&gt; 4 phases): {s["polyphasic_percent"]:.0f}%; '
             f'recruitment ratio (fastest rate / units): {s["recruitment_ratio"] or 0:.2f}.</p>'
             '<table><tr><th class="l">measure</th><th>median</th><th>quartiles</th><th>mean</th>'
