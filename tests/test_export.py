@@ -63,3 +63,33 @@ def test_predict_with_onnx_backend_agrees_with_torch_and_caches_the_graph(saved,
     for c, p in r_torch["probabilities"].items():
         assert r_onnx["probabilities"][c] == pytest.approx(p, abs=1e-4)
     assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 1
+
+
+def test_the_onnx_graph_applies_the_cards_affine_calibration_as_predict_does(tmp_path):
+    import torch
+
+    from alsnet.engine.onnx import INPUT_NAME, export_onnx, session
+    from alsnet.model.checkpoint import save_model
+    from alsnet.model.network import ALSNet
+
+    torch.manual_seed(0)
+    save_model(tmp_path / "m", ALSNet().eval(),
+               {"task": "als-vs-normal", "calibration": {"method": "affine", "scale": [0.7], "bias": [-0.4]}})
+    s = export_onnx(tmp_path / "m.safetensors", tmp_path / "m.onnx")
+    assert s["max_abs_diff"] < 1e-5 and s["calibration"]["bias"] == [-0.4]
+    x = np.random.default_rng(0).normal(scale=80, size=(3, 2000)).astype(np.float32)
+    got = session(str(tmp_path / "m.onnx"), None).run(["probabilities"], {INPUT_NAME: x})[0]
+    want = Predictor(str(tmp_path / "m.safetensors"), backend="eager").probabilities(x)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_an_ensemble_is_not_exported_as_if_it_were_one_network(tmp_path):
+    from alsnet.engine.onnx import export_onnx
+    from alsnet.errors import CheckpointError
+    from alsnet.model.checkpoint import save_model
+    from alsnet.model.network import ALSNet
+
+    save_model(tmp_path / "e", [ALSNet(), ALSNet()], {"task": "als-vs-normal"})
+    with pytest.raises(CheckpointError, match="ensemble of 2 networks"):
+        export_onnx(tmp_path / "e.safetensors", tmp_path / "e.onnx")
+    assert not (tmp_path / "e.onnx").exists()

@@ -5,9 +5,13 @@ The exported graph takes ``emg``: float32 ``(batch, time)`` of raw microvolts at
 dynamic) and returns two outputs:
 
 * ``probabilities`` ``(batch, n_classes)``: calibrated class probabilities, i.e.
-  ``sigmoid(logit / T)`` as ``[1 - p, p]`` for a binary model, ``softmax(logits / T)``
-  otherwise, with ``T`` the model card's calibration temperature (baked into the graph);
-* ``logits`` ``(batch, n_outputs)``: the raw network output, before temperature.
+  ``sigmoid(a z + b)`` as ``[1 - p, p]`` for a binary model, ``softmax(a ⊙ z + b)``
+  otherwise, with ``a``, ``b`` the model card's calibration (:class:`~alsnet.model.outputs.Calibrator`:
+  a temperature is ``a = 1/T``, ``b = 0``; baked into the graph): the probabilities
+  ``alsnet predict`` reports;
+* ``logits`` ``(batch, n_outputs)``: the raw network output, before calibration.
+
+An ensemble model is not exported (one graph per member would be needed); the export says so.
 
 Columns follow the card's class order (stored in the ONNX metadata as ``classes``). The
 graph is built with the TorchScript-based exporter (``dynamo=False``), which works
@@ -25,15 +29,16 @@ from pathlib import Path
 
 import numpy as np
 
-from alsnet.errors import AlsnetError
+from alsnet.errors import AlsnetError, CheckpointError
 from alsnet.files import cache_dir
+from alsnet.model.outputs import Calibrator
 
 OPSET = 17
 INPUT_NAME = "emg"
 OUTPUT_NAMES = ("probabilities", "logits")
 
 
-def _wrapper(model, temperature: float):
+def _wrapper(model, calibrator: Calibrator):  # noqa: ANN001, ANN202
     import torch
     from torch import nn
 
@@ -44,11 +49,12 @@ def _wrapper(model, temperature: float):
             super().__init__()
             self.model = model
             self.binary = model.n_outputs == 1
-            self.register_buffer("temperature", torch.tensor(float(temperature)))
+            self.register_buffer("scale", torch.tensor(calibrator.scale, dtype=torch.float32))
+            self.register_buffer("bias", torch.tensor(calibrator.bias, dtype=torch.float32))
 
-        def forward(self, x):
+        def forward(self, x):  # noqa: ANN001, ANN202
             z = self.model(x.unsqueeze(1))
-            zt = z / self.temperature
+            zt = z * self.scale + self.bias
             if self.binary:
                 p = torch.sigmoid(zt)
                 return torch.cat([1 - p, p], dim=-1), z
@@ -57,16 +63,27 @@ def _wrapper(model, temperature: float):
     return Exportable().eval()
 
 
-def onnx_bytes(model, temperature: float = 1.0, metadata: dict | None = None) -> bytes:
-    """Serialised ONNX model of an :class:`~alsnet.model.network.ALSNet` (see the module notes)."""
+def _calibrator(calibration: Calibrator | float, n_outputs: int) -> Calibrator:
+    """A card's calibrator, or a temperature as one (``scale = 1/T``), one entry per logit."""
+    if isinstance(calibration, Calibrator):
+        return calibration
+    if not calibration > 0:
+        raise AlsnetError(f"temperature must be positive, got {calibration}")
+    return Calibrator("temperature", (1.0 / float(calibration),) * n_outputs, (0.0,) * n_outputs)
+
+
+def onnx_bytes(model, calibration: Calibrator | float = 1.0, metadata: dict | None = None) -> bytes:  # noqa: ANN001
+    """Serialised ONNX model of an :class:`~alsnet.model.network.ALSNet` (see the module notes).
+
+    ``calibration`` is the card's :class:`~alsnet.model.outputs.Calibrator` or a temperature.
+    """
     import onnx
     import torch
 
-    if not temperature > 0:
-        raise AlsnetError(f"temperature must be positive, got {temperature}")
+    cal = _calibrator(calibration, model.n_outputs)
     was_training = model.training
     model.eval()
-    w = _wrapper(model, temperature)
+    w = _wrapper(model, cal)
     example = (torch.zeros(2, 1000),)
     buf = io.BytesIO()
     try:
@@ -90,7 +107,7 @@ def onnx_bytes(model, temperature: float = 1.0, metadata: dict | None = None) ->
         model.train(was_training)
     proto = onnx.load_from_string(buf.getvalue())
     meta = {"producer": "alsnet", "input_units": "uV", "input_rate_hz": "23437.5",
-            "temperature": repr(float(temperature)), **(metadata or {})}
+            "calibration": json.dumps(cal.to_dict()), **(metadata or {})}
     for k, v in meta.items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = str(k), v if isinstance(v, str) else json.dumps(v)
@@ -109,31 +126,33 @@ def export_onnx(model, out: str | os.PathLike, check: bool = True) -> dict:
 
     loaded = resolve_model(model)
     card = loaded.card
-    data = onnx_bytes(loaded.model, loaded.temperature,
+    if len(loaded.members) > 1:
+        raise CheckpointError(f"an ensemble of {len(loaded.members)} networks cannot be exported as one ONNX graph "
+                              "yet; score it with alsnet predict", loaded.path)
+    data = onnx_bytes(loaded.model, loaded.calibrator,
                       {"task": card["task"], "classes": list(loaded.classes),
                        "weights_sha256": card.get("weights_sha256", "")})
     out = Path(out)
     atomic_write_bytes(out, data)
     summary = {"onnx": str(out), "task": card["task"], "classes": list(loaded.classes),
-               "temperature": loaded.temperature, "inputs": {INPUT_NAME: ["batch", "time"]},
+               "temperature": loaded.temperature, "calibration": loaded.calibrator.to_dict(),
+               "inputs": {INPUT_NAME: ["batch", "time"]},
                "outputs": list(OUTPUT_NAMES)}
     if check:
-        summary["max_abs_diff"] = check_parity(loaded.model, data, loaded.temperature)
+        summary["max_abs_diff"] = check_parity(loaded.model, data, loaded.calibrator)
     return summary
 
 
-def check_parity(model, data: bytes, temperature: float = 1.0, batch: int = 2, n_times: int = 4000,
+def check_parity(model, data: bytes, calibration: Calibrator | float = 1.0, batch: int = 2, n_times: int = 4000,
                  seed: int = 0) -> float:
     """Largest |P_onnx − P_torch| on random EMG-like input."""
     import torch
-
-    from alsnet.model.outputs import probabilities
 
     x = (np.random.default_rng(seed).standard_normal((batch, n_times)) * 100).astype(np.float32)
     sess = session(data, threads=None)
     got = sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0]
     with torch.no_grad():
-        ref = probabilities(model.eval()(torch.from_numpy(x)[:, None]).numpy(), temperature)
+        ref = _calibrator(calibration, model.n_outputs).apply(model.eval()(torch.from_numpy(x)[:, None]).numpy())
     return float(np.abs(got - ref).max())
 
 
