@@ -259,3 +259,25 @@ def test_several_emg_channels_need_a_channel_choice(tmp_path):
     with pytest.warns(UserWarning, match="no column .diagnosis."):
         rec = next(iter_recordings(root, channel=1))
     assert rec.label is None and np.abs(rec.signal - x[1] * 1e6).max() < 0.01
+
+
+def test_sessions_are_read_and_the_subject_is_the_sub_entity(tmp_path):
+    root = tmp_path / "bids"
+    rng = np.random.default_rng(2)
+    for ses in ("pre", "post"):
+        raw = mne.io.RawArray(rng.standard_normal((1, 20000)) * 1e-4,
+                              mne.create_info(["EMG"], 10000.0, ["emg"]), verbose="error")
+        edf = tmp_path / f"{ses}.edf"
+        raw.export(edf, fmt="edf", verbose="error")
+        raw = mne.io.read_raw_edf(edf, verbose="error")
+        raw.set_channel_types({"EMG": "emg"}, verbose="error")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mne_bids.write_raw_bids(raw, mne_bids.BIDSPath(subject="07", session=ses, task="rest",
+                                                           datatype="emg", root=root),
+                                    emg_placement="Measured", verbose="error")
+    (root / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-07\tHealthy\n")
+    infos, problems = index_dataset(root)
+    assert problems == []
+    assert [(Path(i.path).parent.parent.name, i.subject, i.label, i.fs) for i in infos] == [
+        ("ses-post", "07", "normal", 10000.0), ("ses-pre", "07", "normal", 10000.0)]
