@@ -281,3 +281,13 @@ def test_sessions_are_read_and_the_subject_is_the_sub_entity(tmp_path):
     assert problems == []
     assert [(Path(i.path).parent.parent.name, i.subject, i.label, i.fs) for i in infos] == [
         ("ses-post", "07", "normal", 10000.0), ("ses-pre", "07", "normal", 10000.0)]
+
+
+def test_n2001_invalid_samples_come_back_invalid_where_they_were(real_data_dir, tmp_path):
+    src = _copy_n2001(real_data_dir, tmp_path / "src", records=("N2001A03BB55",))
+    (r,) = write_bids(src, tmp_path / "bids")["recordings"]
+    (a,), (b,) = list(iter_recordings(src)), list(iter_recordings(tmp_path / "bids"))
+    assert a.n_invalid == b.n_invalid == 13405
+    assert np.array_equal(np.isnan(a.signal), np.isnan(b.signal))
+    assert r["resolution_uv"] <= 1 / 13.107  # at most N2001's own step, even at its full range
+    assert np.nanmax(np.abs(a.signal - b.signal)) <= r["resolution_uv"] / 2 + 1e-4
