@@ -153,8 +153,20 @@ def test_cli_to_bids_says_the_record_duration_and_the_tail(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "2-s records of 46875; last record padded with 43750 samples (BAD_ACQ_SKIP)" in out
     assert "2-s records of 46875; whole records, no padding" in out
-    assert main(["data", "to-bids", str(src), str(src)]) == 3  # not empty, not BIDS
+    assert main(["data", "to-bids", str(src), str(tmp_path / "bids" / "sub-S01")]) == 3  # not empty, not BIDS
     assert "is not an empty folder or a BIDS data set" in capsys.readouterr().err
+    assert main(["data", "to-bids", str(tmp_path / "bids"), str(tmp_path / "bids")]) == 3
+    assert "is the data set being read" in capsys.readouterr().err
+
+
+def test_a_recording_that_cannot_be_written_is_one_line_and_the_others_are_written(tmp_path, capsys):
+    src = _npy_set(tmp_path, 10000.0, {"S01r1": 20000, "S02r1": 20000}, {"S01r1": "als", "S02r1": "normal"})
+    (src / "labels.csv").write_text("record,subject,label,fs\nS01r1,S01,als,10000\nS02r1,S02,normal,3141.5926\n")
+    assert main(["data", "to-bids", str(src), str(tmp_path / "bids")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"alsnet data to-bids: error: {src / 'S02r1.npy'}: 3141.59 Hz is not a whole number of "
+                   "samples in any EDF data record of 1-60 s; resample the recording first"]
+    assert [i.subject for i in index_dataset(tmp_path / "bids")[0]] == ["S01"]
 
 
 def test_the_official_bids_validator_finds_no_error_in_a_written_set(tmp_path):

@@ -148,6 +148,8 @@ def write_bids(src: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "ed
     if fmt not in DIGITAL:
         raise AlsnetError(f"format {fmt!r}: choose edf or bdf")
     out = Path(out)
+    if out.resolve() == Path(src).resolve():
+        raise AlsnetError("is the data set being read; write the BIDS set to another folder", out)
     if out.exists() and any(out.iterdir()) and not is_bids_dataset(out):
         raise AlsnetError("exists and is not an empty folder or a BIDS data set", out)
     out.mkdir(parents=True, exist_ok=True)
