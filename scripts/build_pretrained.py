@@ -79,6 +79,40 @@ def _evaluation(run: Path, task: str) -> dict:
                for lvl in levels}}
 
 
+def _build_nested(args, task, recipe, evaluation) -> int:
+    """The bundled model as the nested procedure builds it (alsnet.training.nested, outer 'none')."""
+    from alsnet.data.dataset import load_windows
+    from alsnet.errors import AlsnetError
+    from alsnet.model.checkpoint import load_model, save_model
+    from alsnet.training.nested import NestedExperiment, run
+
+    if evaluation is not None and not str(evaluation["protocol"]).startswith("nested"):
+        raise AlsnetError(f"{args.evaluation}: a {evaluation['protocol']} run; a nested build is described by a "
+                          "nested evaluation (--protocol nested)")
+    work = args.work / f"{args.task}-nested"
+    exp = NestedExperiment(data=args.data, out=str(work), task=args.task, model="alsnet", outer="none",
+                           seed=args.seed, recipe=recipe)
+    run(exp, force=True, progress=sys.stderr.isatty())
+    built = load_model(work / "all-subjects" / "model")
+    ws = load_windows(args.data, task)
+    card = {k: v for k, v in built.card.items() if k not in ("architecture", "classes", "window", "weights_file",
+                                                              "weights_sha256", "card_version")}
+    card.update({"training_data": {"dataset": "EMGLab N2001 (biceps brachii), M. Nikolic, Rigshospitalet 2001",
+                                   "subjects": sorted(set(ws.subject)), "n_windows": len(ws)},
+                 "evaluation": evaluation, "intended_use": INTENDED_USE,
+                 "domain": _domain(args.data, ws, np.arange(len(ws))),
+                 "limitations": LIMITS + ([WEIGHTED_LIMIT] if args.class_weight else []),
+                 "rebuild": (f"python scripts/build_pretrained.py --nested --data {args.data} --task {args.task} "
+                             f"--max-epochs {args.max_epochs} --train-crop {args.train_crop:g} --seed {args.seed}"
+                             + (f" --class-weight {args.class_weight}" if args.class_weight else "")
+                             + (f" --evaluation {args.evaluation}" if args.evaluation else ""))})
+    out = args.out or (REPO / "src" / "alsnet" / "model" / "pretrained" / args.task)
+    save_model(out, built.members, card)
+    print(f"wrote {out.with_suffix('.safetensors')} and {out.with_suffix('.json')} "
+          f"({len(built.members)}-network ensemble, epoch {card['selection']['chosen_epoch']})")
+    return 0
+
+
 def main(argv=None) -> int:
     from alsnet.data.dataset import load_windows
     from alsnet.data.labels import get_task
@@ -99,6 +133,11 @@ def main(argv=None) -> int:
     ap.add_argument("--train-crop", type=float, default=0.125)
     ap.add_argument("--class-weight", choices=["balanced"], default=None,
                     help="loss weighted by inverse class frequency (as alsnet train --class-weight)")
+    ap.add_argument("--nested", action="store_true",
+                    help="build the model by the nested selection procedure on every subject (an inner "
+                         "subject-wise 3-fold CV; the ensemble of its models at the epoch, calibration and "
+                         "decision rule chosen on their pooled out-of-fold predictions), as --protocol nested "
+                         "evaluates it; --evaluation must then be that nested run")
     args = ap.parse_args(argv)
 
     task = get_task(args.task)
@@ -108,6 +147,8 @@ def main(argv=None) -> int:
     if evaluation is not None and evaluation.get("deviations") != recipe.deviations():
         raise AlsnetError(f"{args.evaluation}: evaluated with another recipe ({evaluation.get('deviations')}) "
                           f"than this build ({recipe.deviations()}); its metrics would not describe this model")
+    if args.nested:
+        return _build_nested(args, task, recipe, evaluation)
     ws = load_windows(args.data, task)
     idx = np.arange(len(ws))
     train, val = split_validation(idx, ws.y, ws.subject, args.seed)

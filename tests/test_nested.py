@@ -166,3 +166,33 @@ def test_a_nested_baseline_run_scores_every_subject_once_and_records_its_choices
     # resuming a finished run recomputes the same metrics from the committed folds
     again = nested.run(nested.NestedExperiment.from_dict({**exp.to_dict()}), resume=True, progress=False)
     assert again["subject"]["confusion_matrix"] == m["subject"]["confusion_matrix"]
+
+
+@pytest.mark.slow
+def test_the_procedure_on_all_subjects_builds_the_ensemble_its_choices_were_made_for(tmp_path, sim_dir):
+    """outer 'none': every subject trains; the saved ensemble's members, at the chosen epoch,
+    give back the out-of-fold logits the choice was made from, and predict uses its rule."""
+    import alsnet.training.nested as nested
+    from alsnet.data.dataset import load_windows
+    from alsnet.data.labels import get_task
+    from alsnet.diagnosis.predict import Predictor
+    from alsnet.model.checkpoint import load_model
+    from alsnet.training.recipe import Recipe
+
+    exp = nested.NestedExperiment(data=str(sim_dir), out=str(tmp_path / "final"), model="alsnet", outer="none",
+                                  recipe=Recipe(max_epochs=2, train_crop=0.05, recalibration_windows=8))
+    assert nested.run(exp, progress=False) is None
+    d = tmp_path / "final" / "all-subjects"
+    sel = json.loads((d / "selection.json").read_text())
+    loaded = load_model(d / "model")
+    assert len(loaded.members) == 3 and loaded.card["decision_rule"] == sel["decision_rule"]
+    assert loaded.card["calibration"] == sel["calibrator"]
+    ws = load_windows(str(sim_dir), get_task("als-vs-normal"))
+    e = sel["chosen_epoch"]
+    for i in range(len(loaded.members)):
+        with np.load(d / f"inner-{i}" / "epochs.npz") as z:
+            logged, val = z["val_logits"][e].astype(np.float32), z["val_idx"]
+        got = Predictor(load_model(d / "model"), backend="eager").engines[i].logits(ws.x[val])
+        np.testing.assert_allclose(got, logged, rtol=2e-3, atol=2e-3)   # float16 storage
+    pred = Predictor(loaded, backend="eager")
+    assert pred.rule.to_dict() == sel["decision_rule"]

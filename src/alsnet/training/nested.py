@@ -126,7 +126,8 @@ def _inner_alsnet(exp: NestedExperiment, ws: WindowSet, task: Task, train: np.nd
     from alsnet.training.fold import train_alsnet_fold
     from alsnet.training.splits import Fold
 
-    logger = EpochLogits(d / "epochs.npz", ws.x[test], val, test, backend=exp.eval_backend)
+    logger = EpochLogits(d / "epochs.npz", ws.x[test], val, test, backend=exp.eval_backend,
+                         weights_dir=d / "weights" if exp.outer == "none" else None)
     card = {"protocol": "nested", "training_data": exp.data, "recipe": exp.recipe.to_dict(),
             "deviations": exp.recipe.deviations(), "seed": seed}
     train_alsnet_fold(ws, Fold(d.name, train, val, np.zeros(0, dtype=np.int64)), task, exp.recipe, d,
@@ -170,8 +171,9 @@ class EpochLogits:
     """
 
     def __init__(self, path: Path, x_test: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray,
-                 backend: str = "auto"):
+                 backend: str = "auto", weights_dir: Path | None = None):
         self.path, self.x_test, self.backend = path, x_test, backend
+        self.weights_dir = weights_dir  # every epoch's weights (to build the chosen epoch's ensemble)
         self.val_idx, self.test_idx = val_idx, test_idx
         self.val: list[np.ndarray] = []
         self.test: list[np.ndarray] = []
@@ -208,7 +210,14 @@ class EpochLogits:
                 if trainer.sanity_checking or not self.batches:
                     return
                 val = torch.cat(self.batches).numpy()
-                test, _ = score_windows(pl_module.model, outer.x_test, backend=outer.backend)
+                if len(outer.x_test):
+                    test, _ = score_windows(pl_module.model, outer.x_test, backend=outer.backend)
+                else:
+                    test = np.zeros((0, val.shape[1]), np.float32)
+                if outer.weights_dir is not None:
+                    # the weights and (re-estimated) BatchNorm statistics the logged logits came from
+                    save_weights(outer.weights_dir / f"epoch-{trainer.current_epoch:03d}.safetensors",
+                                 pl_module.model)
                 del outer.val[trainer.current_epoch:], outer.test[trainer.current_epoch:]
                 outer.val.append(val.astype(np.float16))
                 outer.test.append(np.asarray(test).astype(np.float16))
@@ -231,7 +240,6 @@ def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: Nested
         oof.append(InnerOOF(v, ws.y[val], ws.subject[val]))
         test_logits.append(t)
     sel = select(oof)
-    proba = ensemble_proba(test_logits, sel)
     report = dict(sel.report)
     report.update({"outer_fold": fold.name, "test_subjects": sorted(set(ws.subject[fold.test])),
                    "inner_folds": [{"name": n, "train_subjects": sorted(set(ws.subject[tr])),
@@ -246,9 +254,48 @@ def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: Nested
 
         report["chosen_params"] = GRIDS[exp.model][sel.candidate]
     write_json(d / "selection.json", report)
-    pred = predictions_frame(ws, fold.test, proba, task, fold.name)
+    if not len(fold.test):  # the procedure on all subjects: its output is the model itself
+        if exp.model == "alsnet":
+            _save_ensemble(exp, ws, task, fold, d, sel, report)
+        return pd.DataFrame()
+    pred = predictions_frame(ws, fold.test, ensemble_proba(test_logits, sel), task, fold.name)
     write_csv(d / "predictions.csv", pred)
     return pred
+
+
+def _save_ensemble(exp: NestedExperiment, ws: WindowSet, task: Task, fold: NestedFold, d: Path, sel,  # noqa: ANN001
+                   report: dict) -> Path:
+    """The inner models at the chosen epoch as one ensemble model, with the chosen calibration and rule."""
+    from safetensors.torch import load_file
+
+    from alsnet.model.checkpoint import save_model
+    from alsnet.model.network import ALSNet
+
+    members = []
+    for name, _, _ in fold.inner:
+        f = d / name / "weights" / f"epoch-{sel.candidate:03d}.safetensors"
+        if not f.is_file():
+            raise AlsnetError("weights of the chosen epoch are missing (an interrupted inner training?)", f)
+        net = ALSNet(n_outputs=task.n_outputs)
+        net.load_state_dict(load_file(str(f)))
+        members.append(net.eval())
+    card = {"task": task.name, "calibration": sel.calibrator.to_dict(), "decision_rule": sel.rule.to_dict(),
+            "protocol": "the nested selection procedure on every subject: an inner subject-wise "
+                        f"{exp.inner_k}-fold CV, its {exp.inner_k} models at the epoch chosen on their pooled "
+                        "out-of-fold predictions, averaged",
+            "selection": {k: report[k] for k in ("criterion", "chosen_epoch", "chosen_steps", "calibration",
+                                                 "oof_after", "n_oof_subjects", "inner_folds")},
+            "recipe": exp.recipe.to_dict(), "deviations": exp.recipe.deviations(), "seed": exp.seed,
+            "split_seed": exp.split_seed}
+    return save_model(d / "model", members, card)
+
+
+def save_weights(path: Path, model) -> None:  # noqa: ANN001 - an ALSNet
+    """One network's weights as safetensors, written atomically."""
+    from safetensors.torch import save
+
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save(state))
 
 
 def _steps(exp: NestedExperiment, ws: WindowSet, fold: NestedFold, epoch: int) -> list[int]:
@@ -324,6 +371,10 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
             _hook(exp, d)
         frames.append(_finish_outer(exp, ws, task, fold, od))
         _hook(exp, od)
+    if exp.outer == "none":
+        _say(f"model: {run_dir / folds[0].name / 'model.safetensors'}" if exp.model == "alsnet"
+             else f"selection: {run_dir / folds[0].name / 'selection.json'}")
+        return None
     if exp.only_outer or len(frames) < len(folds):
         return None
     pred = pd.concat(frames, ignore_index=True)

@@ -130,7 +130,7 @@ def make_folds(protocol: str, y: np.ndarray, groups: np.ndarray, *, seed: int = 
 # --------------------------------------------------------------------------- nested
 
 #: Outer protocols of a nested evaluation, and the inner one.
-NESTED_OUTER = ("group-kfold", "loso")
+NESTED_OUTER = ("group-kfold", "loso", "none")
 INNER_PROTOCOL = "stratified group k-fold over the outer fold's training subjects"
 
 
@@ -173,7 +173,9 @@ def make_nested_folds(y: np.ndarray, groups: np.ndarray, *, outer: str = "group-
                       inner_k: int = 3, seed: int = 0) -> list[NestedFold]:
     """Outer subject-wise folds, each with an inner subject-wise k-fold of its training subjects.
 
-    ``outer`` is ``group-kfold`` (``StratifiedGroupKFold`` with ``outer_k`` folds) or ``loso``;
+    ``outer`` is ``group-kfold`` (``StratifiedGroupKFold`` with ``outer_k`` folds), ``loso``, or
+    ``none`` (one fold named ``all-subjects`` with every subject on the training side and no
+    test: the selection procedure applied to all the data, as a bundled model is built);
     the inner split is always a ``StratifiedGroupKFold`` with ``inner_k`` folds, seeded by
     ``seed`` and the outer fold's number.
     """
@@ -181,7 +183,9 @@ def make_nested_folds(y: np.ndarray, groups: np.ndarray, *, outer: str = "group-
 
     y, groups = np.asarray(y), np.asarray(groups)
     all_idx = np.arange(len(y))
-    if outer == "loso":
+    if outer == "none":  # the procedure itself on every subject: what a bundled model is built by
+        pairs = [(all_idx, np.zeros(0, dtype=np.int64))]
+    elif outer == "loso":
         pairs = [(np.sort(tr), np.sort(te)) for tr, te in LeaveOneGroupOut().split(all_idx, y, groups)]
     elif outer == "group-kfold":
         pairs = _subject_folds(all_idx, y, groups, outer_k, seed)
@@ -189,7 +193,8 @@ def make_nested_folds(y: np.ndarray, groups: np.ndarray, *, outer: str = "group-
         raise AlsnetError(f"unknown outer protocol {outer!r}; choose from {', '.join(NESTED_OUTER)}")
     folds = []
     for o, (train, test) in enumerate(pairs):
-        name = f"subject-{groups[test][0]}" if outer == "loso" else f"outer-{o}"
+        name = {"loso": f"subject-{groups[test][0]}" if len(test) else "", "none": "all-subjects"}.get(outer,
+                                                                                                   f"outer-{o}")
         inner = tuple((f"inner-{i}", tr, va)
                       for i, (tr, va) in enumerate(_subject_folds(train, y, groups, inner_k, seed * 1000 + o + 1)))
         folds.append(NestedFold(name, train, test, inner))
