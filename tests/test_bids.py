@@ -289,6 +289,9 @@ def test_sessions_are_read_and_the_subject_is_the_sub_entity(tmp_path):
                                                            datatype="emg", root=root),
                                     emg_placement="Measured", verbose="error")
     (root / "participants.tsv").write_text("participant_id\tdiagnosis\nsub-07\tHealthy\n")
+    for extra in ("sourcedata/sub-08/emg", "derivatives/filtered/sub-07/emg"):  # not recordings of the set
+        (root / extra).mkdir(parents=True)
+        shutil.copy(tmp_path / "pre.edf", root / extra / f"{extra.split('/')[-2]}_task-rest_emg.edf")
     infos, problems = index_dataset(root)
     assert problems == []
     assert [(Path(i.path).parent.parent.name, i.subject, i.label, i.fs) for i in infos] == [

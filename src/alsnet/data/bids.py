@@ -98,11 +98,13 @@ def bids_root_of(path: str | os.PathLike) -> Path | None:
 
 
 def find_bids_recordings(root: str | os.PathLike) -> list[Path]:
-    """The EMG data files of a BIDS data set, sorted."""
+    """The EMG data files of a BIDS data set, sorted (not those of ``sourcedata/`` or ``derivatives/``)."""
     import mne_bids
 
     found = mne_bids.find_matching_paths(root, datatypes="emg", suffixes="emg", extensions=[".edf", ".bdf"])
-    return sorted(Path(p.fpath) for p in found)
+    # mne-bids also lists files under sourcedata/ and derivatives/: not recordings of this set
+    return sorted(Path(p.fpath) for p in found
+                  if Path(p.fpath).relative_to(root).parts[0].startswith("sub-"))
 
 
 def _read_tsv(path: Path) -> list[dict]:
