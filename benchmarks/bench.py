@@ -305,12 +305,16 @@ def machine() -> dict:
         pass
     try:
         flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0].split()
-        simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16") if f in flags]
+        simd = [f for f in ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "avx_vnni", "amx_bf16")
+                if f in flags]
     except (OSError, IndexError):
         simd = []
     info = {"cpu": cpu, "cores": os.cpu_count(), "simd": simd, "torch": torch.__version__,
             "python": platform.python_version(), "platform": platform.platform(),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    from alsnet.engine.kernels import ensure, error
+
+    info["kernels"] = ensure() or f"unavailable ({error()})"
     try:
         import onnxruntime
 
@@ -329,6 +333,23 @@ def _spawn(kind, path, batch, n_times, iters, threads, model_path) -> dict:
         if line.startswith("BENCH-RESULT "):
             return json.loads(line[len("BENCH-RESULT "):])
     return {"kind": kind, "path": path, "error": (res.stderr or res.stdout).strip()[-500:]}
+
+
+def _keras(python: str, r: int, threads: int, n_times: int, bi: int, bt: int, iters: int) -> list[dict]:
+    """One round of the Keras reference (benchmarks/keras_reference.py under ``python``)."""
+    cmd = [python, str(REPO / "benchmarks" / "keras_reference.py"), "--threads", str(threads), "--samples",
+           str(n_times), "--infer-batch", str(bi), "--train-batch", str(bt), "--iters", str(iters)]
+    try:
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+        recs = json.loads(res.stdout.strip().splitlines()[-1]) if res.returncode == 0 else None
+    except (OSError, ValueError, IndexError, subprocess.TimeoutExpired) as e:
+        res, recs = None, None
+        err = f"{type(e).__name__}: {e}"
+    if recs is None:
+        err = err if res is None else (res.stderr.strip().splitlines() or [f"exit {res.returncode}"])[-1]
+        return [{"kind": k, "path": "keras", "batch": b, "round": r, "error": err[:300]}
+                for k, b in (("infer", bi), ("train", bt))]
+    return [{**rec, "round": r} for rec in recs]
 
 
 def summarise(runs: list[dict], ref_path: str = "eager") -> dict:
@@ -385,7 +406,13 @@ def run(args) -> dict:
     t_start = time.time()
     load0 = os.getloadavg()
     runs = []
+    keras = getattr(args, "keras_python", None)
+    if not keras:
+        skipped["keras"] = ("no --keras-python: the authors' Keras model needs TensorFlow in its own environment "
+                            "(benchmarks/keras_reference.py says how to make one)")
     for r in range(rounds):
+        if keras:
+            runs += _keras(keras, r, threads, n_times, bi, bt, iters_i)
         for kind, path, batch, iters in jobs:
             if r >= MAX_ROUNDS.get(path, rounds):
                 continue
@@ -415,7 +442,10 @@ def run(args) -> dict:
         if cands:
             b = max(cands, key=lambda e: e["windows_per_s"])
             best[kind] = {"path": b["path"], "ratio": b.get("ratio_vs_reference")}
+    from limit import limit
+
     result = {
+        "limit": limit(threads, n_times),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "quick": quick, "threads": threads, "n_times": n_times, "rounds": rounds,
         "batch": {"inference": bi, "training": bt},
@@ -434,19 +464,22 @@ def markdown(res: dict) -> str:
              f"({res['elapsed_s'] / 60:.1f} min; load average {res['loadavg_start'][0]:.1f} at the start, "
              f"{res['loadavg_end'][0]:.1f} at the end).", "",
              f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['simd'])}), torch {m['torch']}, "
-             f"onnxruntime {m.get('onnxruntime', '-')}, {res['threads']} threads, input {res['n_times']} samples, "
+             f"onnxruntime {m.get('onnxruntime', '-')}, C++ kernels {m.get('kernels', '-')}, "
+             f"{res['threads']} threads, input {res['n_times']} samples, "
              f"median of {res['rounds']} round(s).", "",
              f"**Best faithful path vs eager: inference {_fmt(res['ratios']['inference'], 'x')} "
              f"({res['best'].get('infer', {}).get('path', '-')}), training {_fmt(res['ratios']['training'], 'x')} "
              f"({res['best'].get('train', {}).get('path', '-')}).**", "",
-             "| kind | path | batch | windows/s (median) | all rounds | vs eager | peak RSS MB | RSS after set-up MB | warm-up s |",
+             "| kind | path | batch | windows/s (median) | all rounds | vs eager | peak RSS MB | "
+             "RSS after set-up MB | warm-up s |",
              "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for e in sorted(res["paths"].values(), key=lambda e: (e["kind"], -e.get("batch", 0), -e.get("windows_per_s", 0))):
         if "windows_per_s" not in e:
             lines.append(f"| {e['kind']} | {e['path']} | {e['batch']} | error: {e['errors'][0][:80]} | | | | | |")
             continue
         lines.append(f"| {e['kind']} | {e['path']} | {e['batch']} | {e['windows_per_s']:.2f} | "
-                     f"{', '.join(f'{v:.2f}' for v in e['windows_per_s_all'])} | {_fmt(e.get('ratio_vs_reference'), 'x')} | "
+                     f"{', '.join(f'{v:.2f}' for v in e['windows_per_s_all'])} | "
+                     f"{_fmt(e.get('ratio_vs_reference'), 'x')} | "
                      f"{e['peak_rss_mb']:.0f} | {e['base_rss_mb']:.0f} | {e['warmup_s']:.1f} |")
     par = res.get("parity")
     if par:
@@ -454,13 +487,15 @@ def markdown(res: dict) -> str:
                   f"{par['source']}; model: {par['model']} (eager AUC {par['eager_auc']:.4f}, "
                   f"{100 * par['eager_positive_rate']:.1f} % labelled positive, smallest |logit| "
                   f"{par['eager_min_abs_logit']:.3g}).", "",
-                  "| path | windows | label agreement | ROC-AUC | delta AUC | max abs logit diff | max rel logit diff | faithful |",
+                  "| path | windows | label agreement | ROC-AUC | delta AUC | max abs logit diff | "
+                  "max rel logit diff | faithful |",
                   "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
         for p, v in par["paths"].items():
             if "error" in v:
                 lines.append(f"| {p} | | error: {v['error'][:80]} | | | | | |")
                 continue
-            lines.append(f"| {p} | {v['n_windows']} | {100 * v['agreement']:.2f} % | {v['auc']:.4f} | {v['delta_auc']:+.4f} | "
+            lines.append(f"| {p} | {v['n_windows']} | {100 * v['agreement']:.2f} % | {v['auc']:.4f} | "
+                         f"{v['delta_auc']:+.4f} | "
                          f"{v['max_abs_logit_diff']:.2e} | {v['max_rel_logit_diff']:.2e} | "
                          f"{'yes' if v['faithful'] else 'no'} |")
         t = par["train"]
@@ -468,13 +503,44 @@ def markdown(res: dict) -> str:
                   f"{t['logits_rel']:.1e}, largest parameter-gradient rel. diff {t['grad_rel_max']:.1e}, "
                   f"running statistics rel. diff {t['running_stats_rel_max']:.1e} (relative to each tensor's "
                   f"largest magnitude). Against fp64 eager, the yardstick for float32 rounding: eager fp32 "
-                  f"logits {t['eager32_vs_fp64']['logits_rel']:.1e}, gradients {t['eager32_vs_fp64']['grad_rel_max']:.1e}; "
+                  f"logits {t['eager32_vs_fp64']['logits_rel']:.1e}, gradients "
+                  f"{t['eager32_vs_fp64']['grad_rel_max']:.1e}; "
                   f"train_forward logits {t['fast_vs_fp64']['logits_rel']:.1e}, gradients "
                   f"{t['fast_vs_fp64']['grad_rel_max']:.1e}."]
+    lines += _limit_lines(res)
     if res.get("skipped"):
         lines += ["", "Not run here: " + ", ".join(f"{k} ({v})" for k, v in res["skipped"].items()) + "."]
     lines += ["", END]
     return "\n".join(lines)
+
+
+#: FLOPs per window of each path's own arithmetic (benchmarks/limit.py); others are direct.
+_OWN_FLOPS = {("infer", "winograd"): "winograd_forward_flops", ("train", "fast"): "winograd_training_step_flops"}
+
+
+def _limit_lines(res: dict) -> list[str]:
+    lim = res.get("limit")
+    if not lim:
+        return []
+    peak = lim["gemm_peak_gflops"]
+    lines = ["", "Arithmetic limit (`benchmarks/limit.py`): a window is "
+             f"{lim['direct_forward_flops'] / 1e9:.2f} GFLOP forward and "
+             f"{lim['direct_training_step_flops'] / 1e9:.2f} GFLOP per training step as `nn.Conv1d` computes it, "
+             f"{lim['winograd_forward_flops'] / 1e9:.2f} / {lim['winograd_training_step_flops'] / 1e9:.2f} "
+             f"GFLOP as the Winograd kernels do; the best float32 GEMM here (`torch.mm` 2048², "
+             f"{lim['threads']} threads, capability {lim['cpu_capability']}) ran at {peak:.0f} GFLOP/s. "
+             "Each path against that peak (its own FLOPs; direct-equivalent GFLOP/s counts the direct FLOPs):", "",
+             "| kind | path | batch | windows/s | GFLOP/window (own) | GFLOP/s (own) | % of GEMM peak | "
+             "direct-equivalent GFLOP/s |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for e in sorted(res["paths"].values(), key=lambda e: (e["kind"], -e.get("batch", 0), -e.get("windows_per_s", 0))):
+        if "windows_per_s" not in e or e["batch"] != res["batch"]["inference" if e["kind"] == "infer" else "training"]:
+            continue
+        direct = lim["direct_forward_flops" if e["kind"] == "infer" else "direct_training_step_flops"]
+        own = lim.get(_OWN_FLOPS.get((e["kind"], e["path"]), ""), direct)
+        lines.append(f"| {e['kind']} | {e['path']} | {e['batch']} | {e['windows_per_s']:.2f} | {own / 1e9:.2f} | "
+                     f"{e['windows_per_s'] * own / 1e9:.0f} | {100 * e['windows_per_s'] * own / 1e9 / peak:.0f} % | "
+                     f"{e['windows_per_s'] * direct / 1e9:.0f} |")
+    return lines
 
 
 def _fmt(v, unit="") -> str:
@@ -508,6 +574,9 @@ def main(argv=None) -> int:
     ap.add_argument("--parity-windows", type=int, default=200)
     ap.add_argument("--no-parity", action="store_true")
     ap.add_argument("--inprocess", action="store_true", help="no subprocesses (RSS then not per path)")
+    ap.add_argument("--keras-python", default=os.environ.get("ALSNET_KERAS_PYTHON"),
+                    help="a Python with TensorFlow: adds the authors' Keras model as a reference path "
+                         "(benchmarks/keras_reference.py; default $ALSNET_KERAS_PYTHON)")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(REPO / "src"))
