@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from alsnet.cli.options import add_reader_options, reader_options
+from alsnet.cli.options import add_dataset_options, reader_options
 from alsnet.data.labels import DEFAULT_TASK, TASKS
 from alsnet.training.splits import NESTED_OUTER, PROTOCOLS
 
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--json", action="store_true",
                    help="print the metrics summary (window / recording / subject, with intervals) as JSON")
-    add_reader_options(p)
+    add_dataset_options(p)
     add_training_options(p)
     p.set_defaults(func=run)
 
