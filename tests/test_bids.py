@@ -306,3 +306,23 @@ def test_n2001_invalid_samples_come_back_invalid_where_they_were(real_data_dir, 
     assert np.array_equal(np.isnan(a.signal), np.isnan(b.signal))
     assert r["resolution_uv"] <= 1 / 13.107  # at most N2001's own step, even at its full range
     assert np.nanmax(np.abs(a.signal - b.signal)) <= r["resolution_uv"] / 2 + 1e-4
+
+
+def test_a_bids_root_given_as_a_folder_lists_only_its_layouts_recordings(tmp_path):
+    """sourcedata/ and derivatives/ EDF files are not recordings of the set."""
+    import shutil
+
+    from alsnet.data.bids import find_bids_recordings, is_bids_dataset
+    from alsnet.data.io import find_recordings
+
+    roots = [p for p in tmp_path.parent.rglob("dataset_description.json")]
+    if not roots:
+        pytest.skip("no BIDS set written by an earlier test in this session")
+    root = tmp_path / "set"
+    shutil.copytree(roots[0].parent, root)
+    assert is_bids_dataset(root)
+    edf = next(root.rglob("*_emg.edf"), None) or next(root.rglob("*_emg.bdf"))
+    (root / "sourcedata").mkdir(exist_ok=True)
+    shutil.copy(edf, root / "sourcedata" / edf.name)
+    assert find_recordings(root) == find_bids_recordings(root)
+    assert not any("sourcedata" in str(p) for p in find_recordings(root))

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from alsnet.data.bids import BidsEdfSource, bids_root_of, find_bids_recordings, is_bids_dataset
 from alsnet.data.formats import CsvSource, EdfSource, NpySource, WavSource
 from alsnet.data.labels import CLASS_TO_LETTER, LETTER_TO_CLASS, class_from_diagnosis
 from alsnet.data.source import (  # noqa: F401  (check_fs, check_channel, UNIT_TO_UV: public here too)
@@ -228,6 +229,8 @@ def open_source(path_or_array: str | os.PathLike | np.ndarray, *, fs: float | No
             return CsvSource(p, fs)
         if kind == "wav":
             return WavSource(p, scale)
+        if bids_root_of(p) is not None:  # *_emg.edf|.bdf of a BIDS data set: channel and padding from its sidecars
+            return BidsEdfSource(p, channel)
         return EdfSource(p, channel)
 
 
@@ -278,6 +281,8 @@ def find_recordings(root: str | os.PathLike) -> list[Path]:
         return [root]
     if not root.is_dir():
         raise InputError("no such file or directory", root)
+    if is_bids_dataset(root):  # the BIDS layout says which files are recordings (not sourcedata/, derivatives/)
+        return find_bids_recordings(root)
     out = []
     for p in sorted(root.rglob("*")):
         if p.is_file() and p.suffix.lower() in RECORDING_SUFFIXES and p.name != "labels.csv":
