@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from alsnet.cli.options import add_dataset_options, reader_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="inspect a data set (alsnet data info DIR)")
@@ -13,12 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     info.add_argument("paths", nargs="+", metavar="DIR", help="folder(s) or file(s) of recordings")
     info.add_argument("--json", action="store_true",
                       help="print {schema_version, alsnet_version, n_failed, summary, recordings} as JSON")
-    info.add_argument("--fs", type=float, default=None, help="sampling rate for .npy/.csv files (Hz)")
-    info.add_argument("--scale", type=float, default=None, help="µV per unit for .wav files")
-    info.add_argument("--channel", type=int, default=None, metavar="N",
-                      help="signal of multi-channel files (BIDS: instead of the one of type EMG in _channels.tsv)")
-    info.add_argument("--label-column", default=None, metavar="NAME",
-                      help="BIDS participants.tsv column holding the class (default: diagnosis)")
+    add_dataset_options(info)
     info.set_defaults(func=run_info)
     register_kaggle(dsub)
     register_to_bids(dsub)
@@ -34,8 +31,7 @@ def run_info(args: argparse.Namespace) -> int:
     infos, errors, warnings = [], [], []
     for path in args.paths:
         try:
-            i, p = index_dataset(path, fs=args.fs, scale=args.scale, channel=args.channel,
-                                 label_column=args.label_column)
+            i, p = index_dataset(path, **reader_options(args))
         except AlsnetError as e:
             errors.append(str(e))
             continue
@@ -121,9 +117,7 @@ def register_to_bids(dsub: argparse._SubParsersAction) -> None:
     t.add_argument("--task", default="isometric", help="BIDS task label (default: %(default)s)")
     t.add_argument("--line-freq", type=float, default=None, metavar="HZ",
                    help="mains frequency for PowerLineFrequency (default: n/a)")
-    t.add_argument("--fs", type=float, default=None, metavar="HZ", help="sampling rate of .npy/.csv files")
-    t.add_argument("--scale", type=float, default=None, metavar="UV", help="µV per unit of .wav/.npy/.csv samples")
-    t.add_argument("--channel", type=int, default=None, metavar="N", help="signal of multi-channel files")
+    add_dataset_options(t)
     t.add_argument("--json", action="store_true", help="print what was written (per recording) as JSON")
     t.set_defaults(func=run_to_bids)
 
@@ -132,7 +126,7 @@ def run_to_bids(args: argparse.Namespace) -> int:
     from alsnet.cli.main import JSON_SCHEMA_VERSION, inputs_exit_code, print_json
     from alsnet.data.bids_write import write_bids
 
-    read = {k: getattr(args, k) for k in ("fs", "scale", "channel") if getattr(args, k) is not None}
+    read = reader_options(args)
     problems = []
     report = write_bids(args.src, args.out, fmt=args.fmt, task=args.task, line_freq=args.line_freq,
                         read=read, on_error=problems.append)

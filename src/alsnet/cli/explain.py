@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from alsnet.cli.options import add_reader_options
 from alsnet.model.pretrained import DEFAULT_MODEL
 
 
@@ -24,9 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="explain the first N windows (default: %(default)s)")
     p.add_argument("--top", type=int, default=3, metavar="K", help="evidence positions marked per window")
     p.add_argument("--backend", default="auto", metavar="NAME", help="inference backend (auto, torch, onnx)")
-    p.add_argument("--fs", type=float, default=None, metavar="HZ", help="sampling rate of .npy/.csv files")
-    p.add_argument("--scale", type=float, default=None, metavar="UV", help="µV per unit of .wav samples")
-    p.add_argument("--channel", type=int, default=None, metavar="N", help="signal of a multi-channel file")
+    add_reader_options(p)
     p.add_argument("--target", default=None, metavar="CLASS",
                    help="class whose evidence is shown (default: als for a binary model, the predicted "
                         "class for a three-class one)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from alsnet.cli.options import add_reader_options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -25,10 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also summarise the MUAPs of all recordings together (one muscle, several needle "
                         "positions: the reference means are of at least 20 MUAPs); --json then prints "
                         "{recordings: [...], pooled: {...}}")
-    p.add_argument("--fs", type=float, default=None, metavar="HZ", help="sampling rate of .npy/.csv files")
-    p.add_argument("--scale", type=float, default=None, metavar="UV", help="µV per unit of .wav samples")
-    p.add_argument("--channel", type=int, default=None, metavar="N",
-                   help="signal to use in multi-channel WFDB/EDF files (0-based)")
+    add_reader_options(p)
     p.set_defaults(func=run)
 
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
+from alsnet.cli.options import add_reader_options
 from alsnet.model.pretrained import DEFAULT_MODEL
 
 if TYPE_CHECKING:
@@ -35,10 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "PyTorch module), onnx (the graph alsnet export writes, cached under the "
                         "user cache), or an alsnet.engine.backends backend such as folded or winograd "
                         "(default: %(default)s)")
-    p.add_argument("--fs", type=float, default=None, metavar="HZ", help="sampling rate of .npy/.csv files")
-    p.add_argument("--scale", type=float, default=None, metavar="UV", help="µV per unit of .wav samples")
-    p.add_argument("--channel", type=int, default=None, metavar="N",
-                   help="signal to use in multi-channel WFDB/EDF files (0-based)")
+    add_reader_options(p)
     p.add_argument("--batch", type=int, default=8, metavar="N",
                    help="windows per forward pass (about 25 MB each; default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for inference")
