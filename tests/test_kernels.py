@@ -68,8 +68,7 @@ def test_without_a_compiler_one_warning_names_the_slower_path_and_results_are_ri
     assert len(lines) == 1, err
     assert "no C++ compiler" in lines[0] and "folded" in lines[0]
     assert_same_probabilities(out["probabilities"], eager_probabilities(rec))
-    if "backend" in out:
-        assert out["backend"] == "folded"
+    assert out["backend"] == "folded"
 
 
 @needs_kernels
@@ -83,6 +82,7 @@ def test_a_truncated_cached_library_is_refused_not_loaded(tmp_path):
     (line,) = [ln for ln in err.splitlines() if WARNING in ln]
     assert "does not match its recorded digest" in line and "folded" in line
     assert_same_probabilities(out["probabilities"], eager_probabilities(rec))
+    assert out["backend"] == "folded"
 
 
 @needs_kernels
@@ -96,8 +96,7 @@ def test_a_truncated_cached_library_is_rebuilt_where_a_compiler_exists(tmp_path)
     assert WARNING not in err and "building the C++ kernels" in err
     assert kernels.check_build(folder, ISA) is None     # the new library matches its manifest
     assert_same_probabilities(out["probabilities"], eager_probabilities(rec))
-    if "backend" in out:
-        assert out["backend"] == f"winograd-{ISA}"
+    assert out["backend"] == f"winograd-{ISA}"
 
 
 @needs_kernels
@@ -126,6 +125,7 @@ def test_kernels_disabled_by_the_environment_warn_nothing_and_score_right(tmp_pa
     rc, out, err = predict_cli(tmp_path, rec, ALSNET_KERNELS="0", CXX="/nonexistent/c++")
     assert rc == 0 and WARNING not in err, err
     assert_same_probabilities(out["probabilities"], eager_probabilities(rec))
+    assert out["backend"] == "folded"
     assert not (tmp_path / "cache" / "kernels").exists()  # nothing was built or looked for
 
 
