@@ -173,7 +173,7 @@ def test_operators_check_their_tensors_with_a_message_naming_the_argument():
 
 
 @needs_kernels
-@pytest.mark.skipif(ISA != "avx512", reason="the AVX2 build is the only one here")
+@pytest.mark.skipif(ISA != "avx512", reason=f"needs the AVX-512 build to compare with (here: {ISA})")
 def test_the_avx2_build_gives_the_same_logits_on_an_avx512_machine(tmp_path):
     """Both builds are correct where both run (the AVX2 one is what other machines get)."""
     code = ("import numpy as np, torch; from alsnet.engine.backends import InferenceEngine;"
