@@ -69,6 +69,7 @@ def test_the_report_renders_in_headless_chromium(report, tmp_path):
     assert check(out, tmp_path / "shot.png") == []
 
 
+@pytest.mark.slow
 def test_the_demo_ends_with_the_report_of_a_held_out_recording(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path / "demo"), "--subjects", "3", "--recordings", "1",
                  "--epochs", "1"]) == 0

@@ -36,6 +36,7 @@ def _train(data: Path, out: Path, *extra: str) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_training_reduces_the_loss_and_beats_chance_on_held_out_subjects(sim_data, tmp_path):
     m = _train(sim_data, tmp_path / "run", "--protocol", "subject-holdout", "--max-epochs", "4")
     hist = pd.read_csv(tmp_path / "run" / "history.csv")
@@ -77,6 +78,7 @@ def test_existing_run_folder_is_not_overwritten_without_force(sim_data, tmp_path
     assert (run / "precious.txt").read_text() == "keep me"
 
 
+@pytest.mark.slow
 def test_same_seed_gives_the_same_metrics(sim_data, tmp_path):
     a = _train(sim_data, tmp_path / "a", "--protocol", "paper", "--max-epochs", "2")
     b = _train(sim_data, tmp_path / "b", "--protocol", "paper", "--max-epochs", "2")
@@ -286,6 +288,7 @@ def _wav_lab(tmp_path, with_scale_column: bool):
     return lab
 
 
+@pytest.mark.slow
 def test_train_runs_a_subject_wise_evaluation_on_a_labs_wav_folder(tmp_path):
     lab = _wav_lab(tmp_path, with_scale_column=True)               # scale from labels.csv
     res = subprocess.run(_cli("train", "--data", str(lab), "--protocol", "loso", "--model", "knn", "--quiet",
@@ -301,6 +304,7 @@ def test_train_runs_a_subject_wise_evaluation_on_a_labs_wav_folder(tmp_path):
     assert json.loads((tmp_path / "run2" / "config.json").read_text())["experiment"]["read"] == {"scale": 0.1}
 
 
+@pytest.mark.slow
 def test_a_data_set_with_no_usable_recording_lists_each_files_reason(tmp_path):
     d = tmp_path / "npy"
     d.mkdir()
