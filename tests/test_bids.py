@@ -310,19 +310,14 @@ def test_n2001_invalid_samples_come_back_invalid_where_they_were(real_data_dir, 
 
 def test_a_bids_root_given_as_a_folder_lists_only_its_layouts_recordings(tmp_path):
     """sourcedata/ and derivatives/ EDF files are not recordings of the set."""
-    import shutil
-
-    from alsnet.data.bids import find_bids_recordings, is_bids_dataset
     from alsnet.data.io import find_recordings
 
-    roots = [p for p in tmp_path.parent.rglob("dataset_description.json")]
-    if not roots:
-        pytest.skip("no BIDS set written by an earlier test in this session")
-    root = tmp_path / "set"
-    shutil.copytree(roots[0].parent, root)
-    assert is_bids_dataset(root)
-    edf = next(root.rglob("*_emg.edf"), None) or next(root.rglob("*_emg.bdf"))
-    (root / "sourcedata").mkdir(exist_ok=True)
-    shutil.copy(edf, root / "sourcedata" / edf.name)
-    assert find_recordings(root) == find_bids_recordings(root)
-    assert not any("sourcedata" in str(p) for p in find_recordings(root))
+    src = _npy_set(tmp_path, 23437.5, {"S01r1": 46875, "S02r1": 46875}, {"S01r1": "als", "S02r1": "normal"})
+    assert main(["data", "to-bids", str(src), str(tmp_path / "bids")]) == 0
+    root = tmp_path / "bids"
+    listed = find_recordings(root)
+    assert len(listed) == 2 and all(p.name.endswith("_emg.edf") for p in listed)
+    for extra in ("sourcedata", "derivatives"):
+        (root / extra).mkdir(exist_ok=True)
+        shutil.copy(listed[0], root / extra / listed[0].name)
+    assert find_recordings(root) == listed
