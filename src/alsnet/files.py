@@ -14,6 +14,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+#: A file name as a user gives it.
+PathLike = str | os.PathLike
+
 
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex SHA-256 digest of a file's bytes."""
@@ -65,4 +68,4 @@ def cache_dir(*parts: str) -> Path:
     return base.joinpath(*parts)
 
 
-__all__ = ["sha256_file", "atomic_path", "atomic_write_bytes", "atomic_write_text", "cache_dir"]
+__all__ = ["PathLike", "sha256_file", "atomic_path", "atomic_write_bytes", "atomic_write_text", "cache_dir"]

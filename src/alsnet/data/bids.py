@@ -27,7 +27,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -39,6 +39,7 @@ from alsnet.data.source import UNIT_TO_UV, unit_to_uv
 from alsnet.errors import AlsnetError, InputError
 
 if TYPE_CHECKING:
+    from alsnet.data.dataset import Problem
     from alsnet.data.io import Recording
 
 #: The BIDS version whose EMG datatype the written sets follow.
@@ -72,7 +73,8 @@ def resolution_uv(physical_min: float, physical_max: float, fmt: str = "edf") ->
     return (physical_max - physical_min) / (hi - lo)
 
 
-def skip_spans(onsets, durations, descriptions, fs: float, n: int) -> tuple[int, list[tuple[int, int]]]:
+def skip_spans(onsets: np.ndarray, durations: np.ndarray, descriptions: np.ndarray, fs: float,
+               n: int) -> tuple[int, list[tuple[int, int]]]:
     """``(samples of recording, [(start, stop), ...] invalid)`` from ``BAD_ACQ_SKIP`` annotations:
     one that runs to the end of the file ends the recording there (padding)."""
     spans = sorted((max(0, round(o * fs)), min(n, round((o + d) * fs)))
@@ -233,8 +235,9 @@ class BidsEdfSource(EdfSource):
         return x
 
 
-def iter_bids_recordings(root: str | os.PathLike, *, on_error=None, channel: int | None = None,
-                         label_column: str | None = None, **_ignored: object) -> Iterator[Recording]:
+def iter_bids_recordings(root: str | os.PathLike, *, on_error: Callable[[Problem], None] | None = None,
+                         channel: int | None = None, label_column: str | None = None,
+                         **_ignored: object) -> Iterator[Recording]:
     """The recordings of a BIDS data set as :class:`~alsnet.data.io.Recording` objects.
 
     Unreadable files go to ``on_error`` as :class:`~alsnet.data.dataset.Problem` objects and

@@ -19,12 +19,18 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from alsnet.data.bids import BIDS_VERSION, DIGITAL, SKIP, is_bids_dataset, record_duration, resolution_uv
 from alsnet.data.io import MUSCLES, Recording, parse_n2001_name
 from alsnet.errors import AlsnetError, InputError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from alsnet.data.dataset import Problem
 
 #: What participants.json says of the diagnosis column.
 DIAGNOSIS_LEVELS = {"als": "amyotrophic lateral sclerosis", "normal": "no neuromuscular disease (control)",
@@ -112,7 +118,8 @@ def _add_column(tsv: Path, column: str, values: dict[str, str]) -> None:
 
 
 def write_bids(src: str | os.PathLike, out: str | os.PathLike, *, fmt: str = "edf", task: str = "isometric",
-               line_freq: float | None = None, read: dict | None = None, on_error=None) -> dict:
+               line_freq: float | None = None, read: dict | None = None,
+               on_error: Callable[[Problem], None] | None = None) -> dict:
     """Write every recording of the data set ``src`` as EMG-BIDS under ``out``.
 
     Parameters

@@ -26,12 +26,17 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from alsnet.errors import AlsnetError, CheckpointError
 from alsnet.files import cache_dir
 from alsnet.model.outputs import Calibrator
+
+if TYPE_CHECKING:
+    from alsnet.model.checkpoint import LoadedModel
+    from alsnet.model.network import ALSNet
 
 OPSET = 17
 INPUT_NAME = "emg"
@@ -114,7 +119,7 @@ def onnx_bytes(model, calibration: Calibrator | float = 1.0, metadata: dict | No
     return proto.SerializeToString()
 
 
-def export_onnx(model, out: str | os.PathLike, check: bool = True) -> dict:
+def export_onnx(model: str | os.PathLike | LoadedModel, out: str | os.PathLike, check: bool = True) -> dict:
     """Write a model (name, path or :class:`~alsnet.model.checkpoint.LoadedModel`) to ONNX.
 
     Returns a summary: output path, task, classes, temperature and, with ``check``, the
@@ -143,7 +148,7 @@ def export_onnx(model, out: str | os.PathLike, check: bool = True) -> dict:
     return summary
 
 
-def check_parity(model, data: bytes, calibration: Calibrator | float = 1.0, batch: int = 2, n_times: int = 4000,
+def check_parity(model: ALSNet, data: bytes, calibration: Calibrator | float = 1.0, batch: int = 2, n_times: int = 4000,
                  seed: int = 0) -> float:
     """Largest |P_onnx − P_torch| on random EMG-like input."""
     import torch

@@ -17,12 +17,17 @@ Every interval records how many subjects it rests on.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 from scipy.stats import beta, binomtest, norm
 
 from alsnet.errors import AlsnetError
+
+if TYPE_CHECKING:
+    from alsnet.data.labels import Task
+    from alsnet.evaluation.decision import DecisionRule
 
 
 def _check(k: int, n: int) -> None:
@@ -122,7 +127,8 @@ def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame,
             "resampled": "subjects, stratified by class, models paired"}
 
 
-def subject_proportions(pred: pd.DataFrame, task, rules=None, ci: float = 0.95) -> dict:
+def subject_proportions(pred: pd.DataFrame, task: Task, rules: DecisionRule | dict | None = None,
+                        ci: float = 0.95) -> dict:
     """Subjects right, overall and per class, each with Wilson and Clopper–Pearson intervals.
 
     Subjects are decided by ``rules`` (see :func:`alsnet.evaluation.metrics.decide_units`) on

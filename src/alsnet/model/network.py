@@ -16,7 +16,7 @@ CONV_SPECS: tuple[tuple[int, int, int], ...] = ((32, 11, 1), (64, 9, 2), (128, 7
 HIDDEN = 64
 
 
-def receptive_field(specs=CONV_SPECS) -> int:
+def receptive_field(specs: tuple[tuple[int, int, int], ...] = CONV_SPECS) -> int:
     """Samples seen by one output position of the last convolution (45 for ALSNet)."""
     return 1 + sum((k - 1) * d for _, k, d in specs)
 

@@ -35,7 +35,7 @@ from alsnet.data.labels import Task
 from alsnet.errors import AlsnetError
 from alsnet.evaluation.calibration import expected_calibration_error, reliability_curve
 from alsnet.evaluation.metrics import LEVELS, aggregate, proba_columns
-from alsnet.files import atomic_path
+from alsnet.files import PathLike, atomic_path
 from alsnet.training.runs import calibration_proba, load_run, protocol_title
 
 DPI = 100
@@ -54,7 +54,7 @@ def _colour(name: str, i: int) -> str:
     return COLOURS.get(name, f"C{i % 10}")
 
 
-def plot_confusion(cm, classes, title: str, path) -> Path:
+def plot_confusion(cm: np.ndarray | list, classes: tuple[str, ...] | list[str], title: str, path: PathLike) -> Path:
     """Confusion matrix (rows true, columns predicted) with counts and row percentages."""
     cm = np.asarray(cm, dtype=float)
     fig = Figure(figsize=(1.6 + 1.1 * len(classes), 1.2 + 1.0 * len(classes)), layout="constrained")
@@ -74,7 +74,7 @@ def plot_confusion(cm, classes, title: str, path) -> Path:
     return _save(fig, path)
 
 
-def plot_roc(pred: pd.DataFrame, task: Task, path, level: str = "window", title: str = "") -> Path:
+def plot_roc(pred: pd.DataFrame, task: Task, path: PathLike, level: str = "window", title: str = "") -> Path:
     """ROC curves.
 
     Binary task: one curve of P(positive) per level (``level="all"``) or for one level.
@@ -113,7 +113,7 @@ def plot_roc(pred: pd.DataFrame, task: Task, path, level: str = "window", title:
     return _save(fig, path)
 
 
-def plot_subject_strip(pred: pd.DataFrame, task: Task, path, title: str = "") -> Path:
+def plot_subject_strip(pred: pd.DataFrame, task: Task, path: PathLike, title: str = "") -> Path:
     """One point per recording, grouped by subject, coloured by true class.
 
     The y value is the recording's mean P(positive) for a binary task, or the mean
@@ -150,7 +150,7 @@ def plot_subject_strip(pred: pd.DataFrame, task: Task, path, title: str = "") ->
     return _save(fig, path)
 
 
-def plot_learning_curves(history: pd.DataFrame, path, title: str = "") -> Path:
+def plot_learning_curves(history: pd.DataFrame, path: PathLike, title: str = "") -> Path:
     """Train and validation loss, validation accuracy and learning rate per epoch, one thin line per fold."""
     need = {"fold", "epoch", "train_loss", "val_loss"}
     if not need <= set(history.columns):
@@ -179,7 +179,8 @@ def plot_learning_curves(history: pd.DataFrame, path, title: str = "") -> Path:
     return _save(fig, path)
 
 
-def plot_reliability(proba_before, proba_after, y, path, title: str = "") -> Path:
+def plot_reliability(proba_before: np.ndarray, proba_after: np.ndarray, y: np.ndarray, path: PathLike,
+                     title: str = "") -> Path:
     """Reliability diagram before and after temperature scaling, with ECE in the legend."""
     fig = Figure(figsize=(4.2, 4.2), layout="constrained")
     ax = fig.add_subplot()
@@ -197,7 +198,7 @@ def plot_reliability(proba_before, proba_after, y, path, title: str = "") -> Pat
     return _save(fig, path)
 
 
-def write_run_figures(run_dir, out_dir=None) -> list[Path]:
+def write_run_figures(run_dir: PathLike, out_dir: PathLike | None = None) -> list[Path]:
     """Draw every figure of a run into ``RUN_DIR/figures`` (or ``out_dir``); returns their paths.
 
     Writes ``confusion_{window,recording,subject}.png``, ``roc.png``, ``subject_strip.png``,

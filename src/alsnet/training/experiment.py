@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from alsnet.data.dataset import WindowSet, load_windows
-from alsnet.data.labels import DEFAULT_TASK, get_task
+from alsnet.data.labels import DEFAULT_TASK, Task, get_task
 from alsnet.data.windows import window_settings
 from alsnet.errors import AlsnetError
 from alsnet.training.fold import MODELS, train_alsnet_fold, train_baseline_fold
@@ -210,7 +210,7 @@ def _labels_groups(exp: Experiment):
     return ws.y, ws.subject
 
 
-def finish(run_dir: Path, exp: Experiment, task, frames: list[pd.DataFrame], *, wall_s: float) -> dict:
+def finish(run_dir: Path, exp: Experiment, task: Task, frames: list[pd.DataFrame], *, wall_s: float) -> dict:
     """Concatenate fold predictions and histories; write metrics.json (figures: :mod:`alsnet.reporting`)."""
     from alsnet.evaluation.metrics import evaluate
 

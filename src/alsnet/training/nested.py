@@ -382,7 +382,8 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
     return finish(run_dir, exp, task, pred, folds, wall_s=time.perf_counter() - t0)
 
 
-def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame, folds, *, wall_s: float) -> dict:
+def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame, folds: list[NestedFold], *,
+           wall_s: float) -> dict:
     """metrics.json from the outer folds' predictions and selections."""
     from alsnet.evaluation.decision import DecisionRule
     from alsnet.evaluation.metrics import evaluate

@@ -120,12 +120,12 @@ def _clean(o):
     return o
 
 
-def write_json(path: str | os.PathLike, obj) -> None:
+def write_json(path: str | os.PathLike, obj: object) -> None:
     text = json.dumps(_clean(obj), indent=2, default=_default, allow_nan=False)
     atomic_write_text(path, text + "\n")
 
 
-def write_csv(path: str | os.PathLike, df) -> None:
+def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> None:
     atomic_write_text(path, df.to_csv(index=False))
 
 
@@ -168,7 +168,7 @@ def run_task(config: dict, path: Path) -> Task:
         raise AlsnetError(f"no usable 'task' entry ({e})", path) from None
 
 
-def load_run(run_dir) -> dict:
+def load_run(run_dir: str | os.PathLike) -> dict:
     """Read a run folder: ``{"dir", "config", "metrics", "task", "predictions", "history", "calibration"}``.
 
     Missing or unreadable files raise :class:`AlsnetError` naming the file; ``history``
