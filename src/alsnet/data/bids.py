@@ -27,7 +27,7 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,7 +36,7 @@ import numpy as np
 from alsnet.data.formats import EdfSource
 from alsnet.data.labels import class_from_diagnosis
 from alsnet.data.source import UNIT_TO_UV, unit_to_uv
-from alsnet.errors import AlsnetError, InputError
+from alsnet.errors import InputError
 
 if TYPE_CHECKING:
     from alsnet.data.dataset import Problem
@@ -235,41 +235,32 @@ class BidsEdfSource(EdfSource):
         return x
 
 
-def iter_bids_recordings(root: str | os.PathLike, *, on_error: Callable[[Problem], None] | None = None,
-                         channel: int | None = None, label_column: str | None = None,
-                         **_ignored: object) -> Iterator[Recording]:
-    """The recordings of a BIDS data set as :class:`~alsnet.data.io.Recording` objects.
-
-    Unreadable files go to ``on_error`` as :class:`~alsnet.data.dataset.Problem` objects and
-    are skipped (a participants.tsv problem too, with an empty path: a warning); without it
-    the first unreadable file raises and a participants.tsv problem is a ``RecordingWarning``.
-    ``fs``/``scale`` are accepted and ignored (EDF/BDF carry both).
-    """
-    import mne_bids
-
+def bids_classes(root: str | os.PathLike, label_column: str | None = None,
+                 on_error: Callable[[Problem], None] | None = None) -> dict[str, str]:
+    """Subject → class of a BIDS data set, from ``participants.tsv`` (``label_column``, default
+    ``diagnosis``). A participants.tsv problem goes to ``on_error`` with an empty path (a
+    warning: a class is not needed to read the signals), or is a ``RecordingWarning``."""
     from alsnet.data.dataset import Problem
-    from alsnet.data.io import RecordingWarning, _file_errors, _finalise
+    from alsnet.data.io import RecordingWarning
 
     classes, warns = read_participants(root, label_column or DEFAULT_LABEL_COLUMN)
     for w in warns:
-        if on_error is None:  # a class is not needed to read the signals: a warning, not an error
+        if on_error is None:
             warnings.warn(w, RecordingWarning, stacklevel=2)
         else:
             on_error(Problem("", w))
-    for p in find_bids_recordings(root):
-        try:
-            with _file_errors(p), BidsEdfSource(p, channel) as source:
-                rec = _finalise(source.read(0, source.n_samples), source)
-        except AlsnetError as e:
-            if on_error is None:
-                raise
-            on_error(Problem(str(p), str(e)))
-            continue
-        ent = mne_bids.get_entities_from_fname(p.name)
-        rec.subject, rec.label = ent["subject"], classes.get(ent["subject"])
-        rec.muscle = muscle_code(source.meta.get("muscle"))
-        rec.meta["bids"] = {k: v for k, v in ent.items() if v is not None}
-        yield rec
+    return classes
+
+
+def annotate_bids(rec: Recording, path: str | os.PathLike, classes: dict[str, str]) -> Recording:
+    """Subject, class and muscle of a recording read from a BIDS file, from its entities and sidecars."""
+    import mne_bids
+
+    ent = mne_bids.get_entities_from_fname(Path(path).name)
+    rec.subject, rec.label = ent["subject"], classes.get(ent["subject"])
+    rec.muscle = muscle_code(rec.meta.get("muscle"))
+    rec.meta["bids"] = {k: v for k, v in ent.items() if v is not None}
+    return rec
 
 
 def muscle_code(name: str | None) -> str | None:
@@ -281,5 +272,5 @@ def muscle_code(name: str | None) -> str | None:
 
 
 __all__ = ["BIDS_VERSION", "DEFAULT_LABEL_COLUMN", "BidsEdfSource", "bids_root_of", "find_bids_recordings",
-           "is_bids_dataset", "iter_bids_recordings", "participant_class", "read_participants",
+           "annotate_bids", "bids_classes", "is_bids_dataset", "participant_class", "read_participants",
            "record_duration", "resolution_uv", "skip_spans"]

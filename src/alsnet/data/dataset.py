@@ -70,16 +70,13 @@ def iter_recordings(root: str | os.PathLike, *, on_error: Callable[[Problem], No
     and sidecars (:mod:`alsnet.data.bids`); ``label_column`` names its ``participants.tsv``
     class column (default ``diagnosis``) and is ignored for other folders.
     """
+    from alsnet.data.bids import annotate_bids, bids_classes, is_bids_dataset
+
     root = Path(root)
     label_column = read_kw.pop("label_column", None)
-    from alsnet.data.bids import is_bids_dataset  # BIDS: the layout, not file names, says what is what
-
-    if is_bids_dataset(root):
-        from alsnet.data.bids import iter_bids_recordings
-
-        yield from iter_bids_recordings(root, on_error=on_error, label_column=label_column, **read_kw)
-        return
-    labels = _load_labels_csv(root) if root.is_dir() else {}
+    bids = is_bids_dataset(root)  # BIDS: the layout and sidecars, not file names, say what is what
+    classes = bids_classes(root, label_column, on_error) if bids else {}
+    labels = _load_labels_csv(root) if root.is_dir() and not bids else {}
     for p in find_recordings(root):
         try:
             rec = read_recording(p, **{**read_kw, **_row_read_options(labels.get(Path(p).stem), root)})
@@ -88,6 +85,8 @@ def iter_recordings(root: str | os.PathLike, *, on_error: Callable[[Problem], No
                 raise
             on_error(Problem(str(p), str(e)))
             continue
+        if bids:
+            annotate_bids(rec, p, classes)
         extra = labels.get(rec.record)
         if extra:
             rec.label = extra.get("label") or rec.label
