@@ -31,7 +31,7 @@ def bn_affine(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor]:
     return a, bn.bias.detach().double() - bn.running_mean.detach().double() * a
 
 
-def fold_conv(w: torch.Tensor, b: torch.Tensor, a: torch.Tensor, s: torch.Tensor):
+def fold_conv(w: torch.Tensor, b: torch.Tensor, a: torch.Tensor, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Conv weight/bias (float64) acting on ``a*v + s`` rewritten to act on ``v``."""
     w = w.detach().double()
     return w * a[None, :, None], b.detach().double() + (w * s[None, :, None]).sum((1, 2))

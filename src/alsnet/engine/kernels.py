@@ -163,9 +163,21 @@ def _locked(folder: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _ninja_on_path() -> None:
+    """Put the ``ninja`` that pip installs with alsnet (a dependency) on PATH for the build."""
+    try:
+        import ninja
+    except ImportError:  # a third-party package: a system ninja may still be there
+        return
+    bin_dir = getattr(ninja, "BIN_DIR", None)
+    if bin_dir and bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+
+
 def _compiler_problem() -> str | None:
     from torch.utils.cpp_extension import is_ninja_available
 
+    _ninja_on_path()
     cxx = os.environ.get("CXX", "c++")
     if not shutil.which(cxx):
         return f"no C++ compiler ({cxx!r} not found; set CXX)"

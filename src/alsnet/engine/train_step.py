@@ -130,7 +130,8 @@ class _Features(torch.autograd.Function):
         z2 = res2["out"]
         n2 = N * z2.shape[1]
         with fc.single_thread():
-            st2 = res2["stats"] if M2 == 1 or not refine else fr.fix_z2_signs(z2, r1, res2["maxmin"], res2["stats"], c2, a1, s1)
+            st2 = (res2["stats"] if M2 == 1 or not refine
+                   else fr.fix_z2_signs(z2, r1, res2["maxmin"], res2["stats"], c2, a1, s1))
             a2, s2, mu2, sg2 = _bn_consts(st2[0], st2[1], n2, bn2, train)
             w3f, b3f = _fold(c3.weight, c3.bias, a2, s2)
         # conv3 on h2 = a2*relu(z2) + s2 (folded) → z3 kept, its max/min  (N, T3, 128)
@@ -156,7 +157,7 @@ class _Features(torch.autograd.Function):
         xs, r1, z2, z3, zsel, tsel = ctx.saved_tensors
         model, train = ctx.model, ctx.train
         f = model.features
-        c1, c2, c3 = f[0], f[3], f[6]
+        c2, c3 = f[3], f[6]
         a1, s1, mu1, sg1, n1, a2, s2, mu2, sg2, n2, a3, s3, mu3, sg3, n3 = ctx.consts
         N = xs.shape[0]
         dp = dp.double()
