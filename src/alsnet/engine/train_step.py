@@ -45,7 +45,7 @@ from alsnet.model.network import ALSNet
 TILES = {"forward": (4, 6), "input_grad": (4, 6), "weight_grad": (4, 6)}
 
 
-def applies(model, x: torch.Tensor) -> bool:
+def applies(model: torch.nn.Module, x: torch.Tensor) -> bool:
     """Whether :func:`fast_forward` handles this call (else use ``model(x)``)."""
     if not isinstance(model, ALSNet) or fc.kernels() is None:
         return False
