@@ -128,3 +128,14 @@ def test_cli_writes_report_next_to_a_single_run(tmp_path, capsys):
     assert main(["report", str(tmp_path / "nope")]) == 3
     err = capsys.readouterr().err
     assert "nope" in err and len(err.strip().splitlines()) == 1
+
+
+def test_run_folder_readers_take_a_path_as_a_user_gives_it(tmp_path):
+    from alsnet.training.runs import read_csv, read_json
+
+    (tmp_path / "c.json").write_text('{"a": 1}')
+    (tmp_path / "p.csv").write_text("record,subject\nr1,S1\n")
+    assert read_json(str(tmp_path / "c.json")) == {"a": 1}
+    assert list(read_csv(str(tmp_path / "p.csv"), ("record",))["subject"]) == ["S1"]
+    with pytest.raises(AlsnetError, match="lacks column"):
+        read_csv(str(tmp_path / "p.csv"), ("fold",))

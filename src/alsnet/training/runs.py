@@ -131,7 +131,9 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame) -> None:
 
 # --------------------------------------------------------------------------- run folders
 
-def read_json(path: Path) -> dict:
+def read_json(path: str | os.PathLike) -> dict:
+    """A JSON object from a run folder; a missing, unreadable or non-object file is one AlsnetError."""
+    path = Path(path)
     try:
         with path.open(encoding="utf-8") as fh:
             d = json.load(fh)
@@ -144,7 +146,9 @@ def read_json(path: Path) -> dict:
     return d
 
 
-def read_csv(path: Path, need: tuple[str, ...] = ()) -> pd.DataFrame:
+def read_csv(path: str | os.PathLike, need: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A table from a run folder with at least the columns ``need``; problems are one AlsnetError."""
+    path = Path(path)
     if not path.is_file():
         raise AlsnetError("missing (not a run folder?)", path)
     try:
