@@ -51,8 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--outer-fold", action="append", dest="only_outer", metavar="NAME",
                    help="run only this outer fold (repeatable), e.g. outer-0")
     n.add_argument("--on-fold-done", metavar="CMD",
-                   help="shell command run after each finished inner and outer fold, {dir} = its folder "
-                        "(e.g. commit its files: see scripts/commit_results.sh)")
+                   help="shell command run on the new config.json, after each finished inner and outer "
+                        "fold and on the finished run ({dir} = that path; e.g. commit its files: see "
+                        "scripts/commit_results.sh)")
     p.add_argument("--folds", type=int, default=5, help="K for group-kfold")
     p.add_argument("--fold", action="append", dest="only_folds", metavar="NAME",
                    help="run only this fold (repeatable), e.g. subject-A01")

@@ -109,7 +109,8 @@ def _load_oof(d: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _hook(exp: NestedExperiment, path: Path) -> None:
-    """Run the user's ``--on-fold-done`` command (e.g. commit the fold's files); a failure is a warning."""
+    """Run the user's ``--on-fold-done`` command (e.g. commit the fold's files) on a finished fold,
+    the run's config (once written) and the finished run; a failure is a warning."""
     if not exp.on_fold_done:
         return
     cmd = exp.on_fold_done.replace("{dir}", shlex.quote(str(path)))
@@ -338,6 +339,7 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
             raise AlsnetError("the data set's folds differ from the run's: not the same data?", run_dir / "config.json")
     else:
         write_json(run_dir / "config.json", config)
+        _hook(exp, run_dir / "config.json")  # a resume needs it: commit it before the first fold
     n_inner = sum(len(f.inner) for f in folds)
     _say(f"nested {exp.outer} ({len(folds)} outer x {exp.inner_k} inner folds = {n_inner} trainings of "
          f"{exp.model}): {len(ws)} windows of {len(set(ws.subject))} subjects")
@@ -405,6 +407,7 @@ def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame,
                                 for name, s in sels.items()},
                     "wall_time_s": round(wall_s, 1)})
     write_json(run_dir / "metrics.json", metrics)
+    _hook(exp, run_dir)
     return metrics
 
 
