@@ -11,6 +11,10 @@ dir=${1:?usage: commit_results.sh FOLD_DIR}
 repo=$(git -C "$(dirname "$dir")" rev-parse --show-toplevel) || exit 1
 rel=$(realpath --relative-to="$repo" "$dir")
 cd "$repo" || exit 1
+# a finished fold no longer needs the checkpoint a session may have committed to resume it
+if [ -f "$rel/done.json" ] && git ls-files --error-unmatch "$rel/checkpoints" >/dev/null 2>&1; then
+  git rm -q -r --cached -- "$rel/checkpoints"
+fi
 for _ in 1 2 3 4 5 6; do
   if git add -- "$rel" 2>/dev/null && git commit -q -m "results: $rel finished" -- "$rel"; then
     exit 0
