@@ -13,7 +13,7 @@ rel=$(realpath --relative-to="$repo" "$dir")
 cd "$repo" || exit 1
 # a finished fold no longer needs the checkpoint a session may have committed to resume it
 if [ -f "$rel/done.json" ] && git ls-files --error-unmatch "$rel/checkpoints" >/dev/null 2>&1; then
-  git rm -q -r --cached -- "$rel/checkpoints"
+  git rm -q -r -- "$rel/checkpoints"   # (the file too: nothing reads a finished fold's checkpoint)
 fi
 for _ in 1 2 3 4 5 6; do
   if git add -- "$rel" 2>/dev/null && git commit -q -m "results: $rel finished" -- "$rel"; then
