@@ -52,7 +52,7 @@ from alsnet.data.windows import MODEL_FS, window_settings
 from alsnet.errors import AlsnetError
 from alsnet.evaluation.selection import InnerOOF, ensemble_proba, select
 from alsnet.files import atomic_write_bytes
-from alsnet.training.fold import predictions_frame
+from alsnet.training.fold import MODELS, predictions_frame
 from alsnet.training.recipe import Recipe, RecipeConfig
 from alsnet.training.runs import join_run_dir, prepare_run_dir, read_json, versions, write_csv, write_json
 from alsnet.training.splits import NestedFold, describe_nested, make_nested_folds
@@ -60,7 +60,7 @@ from alsnet.training.splits import NestedFold, describe_nested, make_nested_fold
 if TYPE_CHECKING:
     import lightning
 
-NESTED_MODELS = ("alsnet", "svm", "rf", "knn")
+NESTED_MODELS = MODELS  # the same models as every protocol (alsnet.training.fold)
 
 
 @dataclass
