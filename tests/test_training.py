@@ -316,3 +316,24 @@ def test_a_data_set_with_no_usable_recording_lists_each_files_reason(tmp_path):
     assert res.returncode == 3 and res.stderr.count("\n") == 1
     assert "no usable recordings" in res.stderr and "a.npy:" in res.stderr and "b.npy:" in res.stderr
     assert "--fs" in res.stderr
+
+
+def test_last_checkpoint_is_the_latest_epoch_not_the_best(sim_data, tmp_path):
+    """A fold interrupted after its best epoch resumes from its latest epoch (Lightning's
+    save_last alone refreshed last.ckpt only when the best improved, so resuming redid every
+    epoch since the best one)."""
+    import torch
+
+    from alsnet.cli.main import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(sim_data), "--out", str(out), "--protocol", "paper",
+                 "--max-epochs", "5", "--batch-size", "8", "--train-crop", "0.05", "--n-boot", "20",
+                 "--quiet", "--seed", "5", "--lr", "0.05"]) == 0
+    hist = pd.read_csv(out / "folds" / "paper" / "history.csv")
+    ckpt = out / "folds" / "paper" / "checkpoints"
+    last = torch.load(ckpt / "last.ckpt", map_location="cpu", weights_only=False)
+    best = torch.load(ckpt / "best.ckpt", map_location="cpu", weights_only=False)
+    assert last["epoch"] == len(hist) - 1  # saved at the end of the final epoch (0-based)
+    assert best["epoch"] == int(hist["val_loss"].idxmin())
+    # (at this learning rate the best epoch is usually an early one, where the old copy stayed)

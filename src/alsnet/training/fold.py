@@ -159,8 +159,12 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     ckpt_dir = fold_dir / "checkpoints"
     history = HistoryWriter(fold_dir / "history.csv", fold.name)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_loss", mode="min",
-                           save_top_k=1, save_last=True)
-    callbacks = [best, EarlyStopping(monitor="val_loss", mode="min", patience=recipe.early_stopping_patience),
+                           save_top_k=1, enable_version_counter=False)
+    # last.ckpt after every epoch (Lightning's save_last only copies it when "best" is saved):
+    # an interrupted fold resumes from its latest epoch, not from its best one
+    latest = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1,
+                             every_n_epochs=1, enable_version_counter=False)
+    callbacks = [best, latest, EarlyStopping(monitor="val_loss", mode="min", patience=recipe.early_stopping_patience),
                  history.callback(), *(extra_callbacks or [])]
     trainer = L.Trainer(max_epochs=recipe.max_epochs, callbacks=callbacks, logger=False,
                         enable_progress_bar=progress, enable_model_summary=False,
