@@ -42,6 +42,26 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
   bash scripts/commit_results.sh "$out"
 }
 
+# 0. the paper's split with the paper's full recipe (whole windows, up to 100 epochs, early
+#    stopping 25): one training of ~3.6 CPU-hours here, minutes on a GPU. Its own process:
+#    ONLY=paper OMP_NUM_THREADS=1 nohup nice -n 10 bash scripts/long_runs.sh > logs/paper.log 2>&1 &
+#    (an unfinished run is continued from its checkpoints/last.ckpt, saved after every epoch;
+#    commit that file at the end of a session so that the next one can resume it).
+paper_full() {
+  local out=results/paper-als-vs-normal-alsnet-full-s0
+  if [ -f "$out/metrics.json" ]; then echo "== paper split, full recipe: finished"; return 0; fi
+  echo "== paper split, full recipe: $(date -u +%FT%TZ)"
+  if [ -f "$out/config.json" ]; then
+    alsnet train --resume "$out" --quiet
+  else
+    alsnet train --data "$DATA" --task als-vs-normal --protocol paper --model alsnet --seed 0 \
+      --max-epochs 100 --patience 25 --accelerator "$ACC" --quiet --out "$out"
+  fi
+  [ -f "$out/metrics.json" ] && bash scripts/commit_results.sh "$out"
+}
+if [ "${ONLY:-}" = paper ]; then paper_full; exit $?; fi
+if [ "$LANES" = 1 ]; then paper_full; fi
+
 # 1. fair baselines, both tasks (minutes each)
 for task in als-vs-normal three-class; do
   for m in rf svm knn; do nested "nested-$task-$m-s0" "$task" "$m" 0; done
