@@ -3,7 +3,7 @@
     python scripts/nested_report.py results/nested-* --figure docs/figures/budget_inner_curves.png
 
 Prints markdown: one row per finished run (intervals and the number of subjects they rest
-on), each subject's probability of its own class under every run of the same task, and the
+on), one row per configuration over its seeds (mean and range), each subject's probability of its own class under every run of the same task, and the
 paired comparison of every ALSNet run with every baseline run of the same task (paired
 subject bootstrap, exact McNemar). Unfinished runs are listed with their progress. The
 figure shows the inner out-of-fold curves of every ALSNet run against optimiser steps.
@@ -29,7 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from alsnet.errors import AlsnetError
-    from alsnet.reporting.nested import inner_curves, paired_comparison, per_subject_table, plot_budget, summary_row
+    from alsnet.reporting.nested import (
+        inner_curves,
+        paired_comparison,
+        per_subject_table,
+        plot_budget,
+        seed_summary,
+        summary_row,
+    )
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -52,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"nested_report: {e}", file=sys.stderr)
     if rows:
         print(pd.DataFrame(rows).to_markdown(index=False))
+        seeds = seed_summary([run for run, _ in zip(finished, rows)])
+        print("\n### Each configuration over its seeds: mean (min-max)\n")
+        print(seeds[[c for c in seeds.columns if not c.startswith("_")]].to_markdown(index=False))
     for run in unfinished:
         print(f"\n- {run.name}: unfinished ({_progress(run)})")
     tasks = sorted({r["task"] for r in rows})

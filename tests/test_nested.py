@@ -196,3 +196,29 @@ def test_the_procedure_on_all_subjects_builds_the_ensemble_its_choices_were_made
         np.testing.assert_allclose(got, logged, rtol=2e-3, atol=2e-3)   # float16 storage
     pred = Predictor(loaded, backend="eager")
     assert pred.rule.to_dict() == sel["decision_rule"]
+
+
+def test_seed_summary_groups_runs_that_differ_only_in_their_seed(tmp_path, sim_dir):
+    """Two seeds of one configuration are one row (mean and range); another model is its own row."""
+    import alsnet.training.nested as nested
+    from alsnet.reporting.nested import configuration, seed_summary
+
+    runs = {}
+    for name, model, seed in (("knn-s0", "knn", 0), ("knn-s1", "knn", 1), ("svm-s0", "svm", 0)):
+        runs[name] = tmp_path / name
+        nested.run(nested.NestedExperiment(data=str(sim_dir), out=str(runs[name]), model=model, seed=seed,
+                                           n_boot=20), progress=False)
+    assert configuration(runs["knn-s0"])[0] == configuration(runs["knn-s1"])[0]
+    assert configuration(runs["knn-s0"])[0] != configuration(runs["svm-s0"])[0]
+    # give the two seeds known, different window balanced accuracies
+    for name, v in (("knn-s0", 0.70), ("knn-s1", 0.80)):
+        m = json.loads((runs[name] / "metrics.json").read_text())
+        m["window"]["balanced_accuracy"] = v
+        (runs[name] / "metrics.json").write_text(json.dumps(m))
+    table = seed_summary(list(runs.values())).set_index("configuration")
+    assert list(table.index) == ["als-vs-normal, knn", "als-vs-normal, svm"]
+    knn = table.loc["als-vs-normal, knn"]
+    assert knn["n seeds"] == 2 and knn["seeds"] == "0, 1"
+    assert knn["window bal. acc."] == "75.0 (70.0-80.0)"
+    np.testing.assert_allclose(knn["_window bal. acc."], [70.0, 80.0])
+    assert table.loc["als-vs-normal, svm", "n seeds"] == 1

@@ -141,6 +141,64 @@ def _ll(pred: pd.DataFrame, task) -> float:  # noqa: ANN001 - a Task
     return subject_log_loss(pred[cols].to_numpy(), pred["y_true"].to_numpy(), pred["subject"].to_numpy())
 
 
+def configuration(run_dir: str | Path) -> tuple[str, str]:
+    """``(key, label)`` of a run's configuration: everything in its config but the training seed.
+
+    Runs with the same key differ only in their seed (same task, model, recipe, reader
+    options and outer/inner split), so their numbers are seeds of one configuration.
+    """
+    import json
+
+    run = Path(run_dir)
+    exp = dict(read_json(run / "config.json")["experiment"])
+    for k in ("seed", "out", "data", "on_fold_done", "only_outer", "trainer", "eval_backend"):
+        exp.pop(k, None)
+    key = json.dumps(exp, sort_keys=True, default=str)
+    r = exp.get("recipe") or {}
+    parts = [str(exp.get("task")), str(exp.get("model"))]
+    if exp.get("model") == "alsnet":
+        parts.append(f"crop {r['train_crop']:g} s" if r.get("train_crop") else "whole windows")
+        parts.append(f"<= {r.get('max_epochs')} epochs")
+        for k in ("class_weight", "sampling", "augment"):
+            if r.get(k):
+                parts.append(f"{k.replace('_', ' ')} {r[k]}")
+    return key, ", ".join(parts)
+
+
+def seed_summary(run_dirs: list[str | Path]) -> pd.DataFrame:
+    """One row per configuration (see :func:`configuration`) of finished runs: each number's
+    mean over the configuration's seeds and its range (min-max), and which seeds they are."""
+    groups: dict[str, list[Path]] = {}
+    labels: dict[str, str] = {}
+    for r in run_dirs:
+        key, label = configuration(r)
+        groups.setdefault(key, []).append(Path(r))
+        labels[key] = label
+    rows = []
+    for key, runs in groups.items():
+        ms = [read_json(run / "metrics.json") for run in runs]
+        values = {
+            "window bal. acc.": [100 * m["window"]["balanced_accuracy"] for m in ms],
+            "recording bal. acc.": [100 * m["recording"]["balanced_accuracy"] for m in ms],
+            "subjects right": [m["subject_proportions"]["all"]["k"] for m in ms],
+            "subject AUC": [np.nan if m["subject"]["roc_auc"] is None else 100 * m["subject"]["roc_auc"]
+                            for m in ms],
+            "subject log-loss": [_subject_ll(run) for run in runs],
+        }
+        n_subj = {m["subject_proportions"]["all"]["n"] for m in ms}
+        row = {"configuration": labels[key], "seeds": ", ".join(str(m["seed"]) for m in ms), "n seeds": len(ms),
+               "subjects": "/".join(str(n) for n in sorted(n_subj))}
+        for name, v in values.items():
+            a = np.asarray(v, dtype=float)
+            fmt = "{:.3f}" if name == "subject log-loss" else "{:.1f}"
+            ends = "{:.0f}" if name == "subjects right" else fmt
+            row[name] = (f"{fmt.format(np.mean(a))} ({ends.format(np.min(a))}-{ends.format(np.max(a))})"
+                         if len(a) > 1 else ends.format(a[0]))
+            row[f"_{name}"] = a   # the per-seed values, for callers (not printed)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def per_subject_table(run_dirs: list[str | Path]) -> pd.DataFrame:
     """Each subject's mean probability of its own class under each run (e.g. each seed)."""
     cols = {}
@@ -199,4 +257,5 @@ def paired_comparison(run_a: str | Path, run_b: str | Path, *, n_boot: int = 200
             "window_balanced_accuracy_difference": ba, "mcnemar_subjects": mc}
 
 
-__all__ = ["inner_curves", "paired_comparison", "per_subject_table", "plot_budget", "summary_row"]
+__all__ = ["configuration", "inner_curves", "paired_comparison", "per_subject_table", "plot_budget",
+           "seed_summary", "summary_row"]
