@@ -3,10 +3,11 @@
     python scripts/nested_report.py results/nested-* --figure docs/figures/budget_inner_curves.png
 
 Prints markdown: one row per finished run (intervals and the number of subjects they rest
-on), one row per configuration over its seeds (mean and range), each subject's probability of its own class under every run of the same task, and the
-paired comparison of every ALSNet run with every baseline run of the same task (paired
-subject bootstrap, exact McNemar). Unfinished runs are listed with their progress. The
-figure shows the inner out-of-fold curves of every ALSNet run against optimiser steps.
+on), one row per configuration over its seeds (mean and range), each subject's probability
+of its own class under every run of the same task, and the paired comparison of every ALSNet
+run with every baseline run of the same task (paired subject bootstrap, exact McNemar).
+Unfinished runs are listed with their progress. The figure shows the inner out-of-fold
+curves of every ALSNet run against optimiser steps.
 """
 
 from __future__ import annotations
