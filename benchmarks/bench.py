@@ -108,8 +108,10 @@ def measure(kind: str, path: str, batch: int, n_times: int, iters: int, threads:
             times.append(time.perf_counter() - t0)
     else:
         from alsnet.engine import train_step as fasttrain
-        from alsnet.engine.backends import train_forward
+        from alsnet.engine.backends import keep_freed_memory, train_forward
 
+        if path != "eager":  # as `alsnet train` does on the fast path; eager stays plain PyTorch
+            rec["keep_freed_memory"] = keep_freed_memory()
         if path == "fast-direct":  # the same kernels with direct (not Winograd) convolutions
             fasttrain.TILES = {k: (1, 1) for k in fasttrain.TILES}
         fwd = (lambda m, xb: m(xb)) if path == "eager" else train_forward

@@ -31,7 +31,7 @@ import time
 import numpy as np
 import torch
 
-from alsnet.engine.backends import InferenceEngine, describe, train_forward
+from alsnet.engine.backends import InferenceEngine, describe, keep_freed_memory, train_forward
 from alsnet.model.network import ALSNet
 
 
@@ -48,7 +48,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--allocator-default", action="store_true",
+                    help="leave glibc's allocator as it is (alsnet train keeps freed memory: keep_freed_memory)")
     args = ap.parse_args()
+    kept = False if args.allocator_default else keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -74,7 +77,7 @@ def main() -> None:
 
     parts = {"crop_step_48": lambda: step(crop), "whole_step_16": lambda: step(whole),
              "bn_reestimation_16": bn_pass, "validation_16": validation}
-    out = {"threads": args.threads, "backend": describe("auto", True)}
+    out = {"threads": args.threads, "backend": describe("auto", True), "keep_freed_memory": kept}
     for name, fn in parts.items():
         fn()
         ts = []

@@ -231,3 +231,32 @@ def test_exact_conv2_outputs_are_float64_direct_convolutions_and_indices_are_che
     assert torch.allclose(got, ref[n, c, t], rtol=1e-12, atol=1e-12)
     with pytest.raises(RuntimeError, match="alsnet::exact_conv: t out of range"):
         refine.exact_z2(r1, n, torch.tensor([0, 284, 100]), c, conv, a1, s1)
+
+
+_FAULTS = r"""
+import resource, sys, torch
+from alsnet.engine.backends import keep_freed_memory
+kept = keep_freed_memory() if sys.argv[1] == "keep" else None
+faults = []
+for _ in range(12):   # 200 MB, above glibc's mmap threshold; the first rounds grow the heap
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    t = torch.ones(50_000_000); del t
+    faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(kept, sum(faults[-4:]))
+"""
+
+
+@needs_kernels
+def test_training_keeps_freed_memory_instead_of_faulting_in_fresh_pages():
+    """keep_freed_memory (called by training): freed 200-MB blocks are reused, not returned
+    to the kernel and faulted back in zeroed (~49,000 page faults of 4 kB each time)."""
+    import subprocess
+    import sys
+
+    out = {}
+    for mode in ("keep", "default"):
+        r = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True)
+        out[mode] = r.stdout.split()
+    assert out["keep"][0] == "True"
+    assert int(out["default"][1]) > 4 * 40_000    # every page faulted in again, every round
+    assert int(out["keep"][1]) < 1_000             # the heap's own pages, reused

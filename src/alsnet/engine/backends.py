@@ -60,6 +60,22 @@ def set_threads(n: int | None) -> int:
     return torch.get_num_threads()
 
 
+def keep_freed_memory() -> bool:
+    """Let this process's allocator keep freed memory for reuse (glibc: no mmap, no trim).
+
+    For training on the CPU: a step allocates and frees hundreds of MB of activations, which
+    glibc otherwise returns to the kernel and gets back as fresh pages that are zeroed on
+    first touch. Measured on real N2001 windows, one thread, alternating runs: a step on 48
+    whole windows 4.1 s instead of 5.0 s, on 48 crops of 0.125 s 0.57 s instead of 0.63 s;
+    peak RSS +3 % (crops) to +14 % (whole windows). Process-wide and irreversible, so only
+    training calls it; needs the kernels (returns False without them or on a C library other
+    than glibc).
+    """
+    if not _kernels_ok():
+        return False
+    return bool(torch.ops.alsnet.keep_freed_memory())
+
+
 def _kernels_ok() -> bool:
     from alsnet.engine.kernels import ensure
 
@@ -354,5 +370,5 @@ def train_forward(model: ALSNet, x: torch.Tensor) -> torch.Tensor:
     return fast_forward(model, x)
 
 
-__all__ = ["InferenceEngine", "available_backends", "backend_name", "describe", "resolve", "set_threads",
-           "train_forward", "BACKENDS", "FAITHFUL", "AUTO_ORDER"]
+__all__ = ["InferenceEngine", "available_backends", "backend_name", "describe", "keep_freed_memory", "resolve",
+           "set_threads", "train_forward", "BACKENDS", "FAITHFUL", "AUTO_ORDER"]

@@ -148,6 +148,10 @@ def train_alsnet_fold(ws: WindowSet, fold: Fold, task: Task, recipe: Recipe, fol
     from alsnet.engine.backends import describe as describe_backend
 
     quiet_lightning()
+    if recipe.fast and trainer_kw.get("accelerator", "cpu") == "cpu":
+        from alsnet.engine.backends import keep_freed_memory
+
+        keep_freed_memory()
     fold_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(seed, workers=True, verbose=False)
     weights = balanced_class_weights(ws.y[fold.train], len(task.classes)) if recipe.class_weight else None

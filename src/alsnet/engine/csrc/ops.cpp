@@ -4,6 +4,11 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
+#include <climits>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -14,7 +19,7 @@
 namespace alsnet {
 namespace {
 
-constexpr int64_t kAbi = 6;  // bump when a schema below changes (kernels.py checks it)
+constexpr int64_t kAbi = 7;  // bump when a schema below changes (kernels.py checks it)
 
 using Opt = std::optional<at::Tensor>;
 
@@ -223,12 +228,26 @@ at::Tensor op_exact_conv(const at::Tensor& x, const at::Tensor& n, const at::Ten
 int64_t op_abi_version() { return kAbi; }
 std::string op_isa() { return alsnet::isa(); }
 
+// glibc serves allocations above its mmap threshold (at most 32 MB) with fresh mmap'd
+// pages, which the kernel zeroes on first touch: a training step allocates and frees
+// hundreds of MB of activations, and zeroing them was 10-20 % of its time. With mmap off
+// and no trimming, freed blocks stay in the heap and the next step reuses them. Returns
+// whether the allocator took both settings (false where the C library is not glibc).
+bool op_keep_freed_memory() {
+#if defined(__GLIBC__)
+  return mallopt(M_MMAP_MAX, 0) == 1 && mallopt(M_TRIM_THRESHOLD, INT_MAX) == 1 && mallopt(M_TOP_PAD, 64 << 20) == 1;
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 }  // namespace alsnet
 
 TORCH_LIBRARY(alsnet, m) {
   m.def("abi_version() -> int", &alsnet::op_abi_version);
   m.def("isa() -> str", &alsnet::op_isa);
+  m.def("keep_freed_memory() -> bool", &alsnet::op_keep_freed_memory);
   m.def("wino_fwd(Tensor x, int pad, Tensor? scale, Tensor? shift, int mask, Tensor U, Tensor bias, Tensor at, "
         "Tensor bt, int m, int d, Tensor(a!) out, bool relu_out, bool stats, Tensor? aux, bool maxmin, "
         "bool argmax, bool paired_in, int tiles) -> (Tensor, Tensor, Tensor, Tensor)");

@@ -256,38 +256,61 @@ for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
             }
             continue;
           }
-          for (int i = 0; i < m; ++i) {
-            const int t = t0 + d * i;
-            if (t >= To) break;
-            float* y = Y.data() + ((size_t)(q - q0) * m + i) * Cout;
-            float* o = P.out ? P.out + ((size_t)n * To + t) * Cout : nullptr;
-            const float* au = P.aux ? P.aux + ((size_t)n * To + t) * Cout : nullptr;
-            const __m256i tv = _mm256_set1_epi32(t);
-            for (int k = 0; k < Cout; k += 8) {
-              const __m256 v = _mm256_add_ps(_mm256_loadu_ps(y + k), _mm256_loadu_ps(P.bias + k));
-              const __m256 rl = _mm256_max_ps(v, _mm256_setzero_ps());
-              if (o) _mm256_storeu_ps(o + k, P.relu_out ? rl : v);
-              if (P.stats) {
-                _mm256_store_ps(s1 + k, _mm256_add_ps(_mm256_load_ps(s1 + k), rl));
-                _mm256_store_ps(s2 + k, _mm256_fmadd_ps(rl, rl, _mm256_load_ps(s2 + k)));
+          // Training: the tile's mi outputs per 8 channels at a time, so that the sums and
+          // the extremes over time stay in registers and touch memory once per tile.
+          if (t0 >= To) continue;
+          const int mi = std::min(m, (To - 1 - t0) / d + 1);
+          const float* yq = Y.data() + (size_t)(q - q0) * m * Cout;
+          for (int k = 0; k < Cout; k += 8) {
+            const __m256 bk = _mm256_loadu_ps(P.bias + k), zero = _mm256_setzero_ps();
+            __m256 S1 = zero, S2 = zero, A1 = zero, A2 = zero;
+            __m256 hi = _mm256_set1_ps(-INFINITY), lo = _mm256_set1_ps(INFINITY);
+            for (int i = 0; i < mi; ++i) {
+              const int t = t0 + d * i;
+              const __m256 v = _mm256_add_ps(_mm256_loadu_ps(yq + (size_t)i * Cout + k), bk);
+              const __m256 rl = _mm256_max_ps(v, zero);
+              if (P.out) _mm256_storeu_ps(P.out + ((size_t)n * To + t) * Cout + k, P.relu_out ? rl : v);
+              if (P.stats) { S1 = _mm256_add_ps(S1, rl); S2 = _mm256_fmadd_ps(rl, rl, S2); }
+              if (P.aux) {
+                const __m256 au = _mm256_loadu_ps(P.aux + ((size_t)n * To + t) * Cout + k);
+                A1 = _mm256_add_ps(A1, v);
+                A2 = _mm256_fmadd_ps(v, _mm256_max_ps(au, zero), A2);
               }
-              if (au) {
-                _mm256_store_ps(a1 + k, _mm256_add_ps(_mm256_load_ps(a1 + k), v));
-                _mm256_store_ps(a2 + k, _mm256_fmadd_ps(v, _mm256_max_ps(_mm256_loadu_ps(au + k), _mm256_setzero_ps()),
-                                                        _mm256_load_ps(a2 + k)));
-              }
-              if (mx) {
-                const __m256 hi = _mm256_loadu_ps(mx + k), lo = _mm256_loadu_ps(mx + Cout + k);
-                const __m256 gt = _mm256_cmp_ps(v, hi, _CMP_GT_OQ), lt = _mm256_cmp_ps(v, lo, _CMP_LT_OQ);
-                _mm256_storeu_ps(mx + k, _mm256_blendv_ps(hi, v, gt));
-                _mm256_storeu_ps(mx + Cout + k, _mm256_blendv_ps(lo, v, lt));
-                __m256i* ah = (__m256i*)(amx + k); __m256i* al = (__m256i*)(amx + Cout + k);
-                _mm256_storeu_si256(ah, _mm256_castps_si256(_mm256_blendv_ps(
-                    _mm256_castsi256_ps(_mm256_loadu_si256(ah)), _mm256_castsi256_ps(tv), gt)));
-                _mm256_storeu_si256(al, _mm256_castps_si256(_mm256_blendv_ps(
-                    _mm256_castsi256_ps(_mm256_loadu_si256(al)), _mm256_castsi256_ps(tv), lt)));
-              }
+              if (mx) { hi = _mm256_max_ps(hi, v); lo = _mm256_min_ps(lo, v); }
             }
+            if (P.stats) {
+              _mm256_store_ps(s1 + k, _mm256_add_ps(_mm256_load_ps(s1 + k), S1));
+              _mm256_store_ps(s2 + k, _mm256_add_ps(_mm256_load_ps(s2 + k), S2));
+            }
+            if (P.aux) {
+              _mm256_store_ps(a1 + k, _mm256_add_ps(_mm256_load_ps(a1 + k), A1));
+              _mm256_store_ps(a2 + k, _mm256_add_ps(_mm256_load_ps(a2 + k), A2));
+            }
+            if (!mx) continue;
+            // A running extreme moves in few tiles: only then find the tile's first time that
+            // reaches it (strictly beyond the running value, as a scan in this order would).
+            const __m256 mhi = _mm256_loadu_ps(mx + k), mlo = _mm256_loadu_ps(mx + Cout + k);
+            const __m256 gt = _mm256_cmp_ps(hi, mhi, _CMP_GT_OQ), lt = _mm256_cmp_ps(lo, mlo, _CMP_LT_OQ);
+            const int any_gt = _mm256_movemask_ps(gt), any_lt = _mm256_movemask_ps(lt);
+            if (!(any_gt | any_lt)) continue;
+            _mm256_storeu_ps(mx + k, _mm256_blendv_ps(mhi, hi, gt));
+            _mm256_storeu_ps(mx + Cout + k, _mm256_blendv_ps(mlo, lo, lt));
+            if (!amx) continue;
+            __m256 ahi = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)(amx + k)));
+            __m256 alo = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)(amx + Cout + k)));
+            __m256 todo_hi = gt, todo_lo = lt;
+            for (int i = 0; i < mi; ++i) {
+              const __m256 v = _mm256_add_ps(_mm256_loadu_ps(yq + (size_t)i * Cout + k), bk);
+              const __m256 tv = _mm256_castsi256_ps(_mm256_set1_epi32(t0 + d * i));
+              const __m256 eh = _mm256_and_ps(todo_hi, _mm256_cmp_ps(v, hi, _CMP_EQ_OQ));
+              const __m256 el = _mm256_and_ps(todo_lo, _mm256_cmp_ps(v, lo, _CMP_EQ_OQ));
+              ahi = _mm256_blendv_ps(ahi, tv, eh);
+              alo = _mm256_blendv_ps(alo, tv, el);
+              todo_hi = _mm256_andnot_ps(eh, todo_hi);
+              todo_lo = _mm256_andnot_ps(el, todo_lo);
+            }
+            _mm256_storeu_si256((__m256i*)(amx + k), _mm256_castps_si256(ahi));
+            _mm256_storeu_si256((__m256i*)(amx + Cout + k), _mm256_castps_si256(alo));
           }
         }
       }
