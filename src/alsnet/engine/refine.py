@@ -80,24 +80,16 @@ def _candidates(z: Tensor, thr: Tensor, sgn: Tensor | None = None,
                 gather_over: bool = True) -> tuple[Tensor, Tensor, Tensor]:
     """``(n, t, c)`` of the candidates (see :func:`alsnet.engine.winograd.candidates`).
 
-    Columns with more than ``MAX_PER`` candidates are flat stretches; they are gathered
-    whole when ``gather_over``, else left to the kernel's decision.
+    With ``gather_over`` every candidate (:func:`alsnet.engine.winograd.all_candidates`);
+    otherwise columns with more than ``MAX_PER`` candidates (flat stretches) are left to the
+    kernel's decision.
     """
+    if gather_over:  # every candidate, flat stretches included, in one pass of the kernel
+        return fc.all_candidates(z, thr, sgn)
     idx, cnt = fc.candidates(z, thr, MAX_PER, sgn)
     ok = cnt <= MAX_PER
     n, c, k = torch.nonzero(ok[:, :, None] & (torch.arange(MAX_PER) < cnt[:, :, None]), as_tuple=True)
     t = idx[n, c, k].long()
-    over = torch.nonzero(~ok, as_tuple=True)
-    if gather_over and len(over[0]):  # flat stretches: gather those columns whole
-        extra = []
-        for nn, cc in zip(*over):
-            col = z[nn, :, cc]
-            hit = (col.abs() < thr[nn, cc]) if sgn is None else (col * sgn[cc] >= thr[nn, cc])
-            tt = torch.nonzero(hit, as_tuple=True)[0]
-            extra.append((torch.full_like(tt, int(nn)), tt, torch.full_like(tt, int(cc))))
-        n = torch.cat([n] + [e[0] for e in extra])
-        t = torch.cat([t] + [e[1] for e in extra])
-        c = torch.cat([c] + [e[2] for e in extra])
     return n, t, c
 
 

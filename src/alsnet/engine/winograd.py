@@ -235,5 +235,15 @@ def candidates(z: torch.Tensor, thr: torch.Tensor, k: int, sgn: torch.Tensor | N
     return torch.ops.alsnet.candidates(z, thr, sgn, k, near)
 
 
+def all_candidates(z: torch.Tensor, thr: torch.Tensor, sgn: torch.Tensor | None = None,
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every ``(n, t, c)`` (int64, in that order) that :func:`candidates` counts, with no cap."""
+    N, T, C = z.shape
+    thr = thr.float().expand(N, C).contiguous()
+    near = sgn is None
+    sgn = torch.ones(C) if near else sgn.float().contiguous()
+    return torch.ops.alsnet.all_candidates(z, thr, sgn, near)
+
+
 __all__ = ["winograd_matrices", "transform_weight", "weight_grad_from_u", "kernels", "kernels_error",
-           "conv1", "wino_conv", "wino_wgrad", "bn_relu_bwd_", "candidates", "single_thread", "POINTS"]
+           "conv1", "wino_conv", "wino_wgrad", "bn_relu_bwd_", "candidates", "all_candidates", "single_thread", "POINTS"]

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 namespace alsnet {
 
@@ -99,6 +100,10 @@ void bn_relu_bwd(float* g, const float* r, int64_t rows, int C, const float* a, 
 // (near = 1): up to K per (n, c) in idx (N, C, K), their number in cnt (N, C).
 void candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int K, int near,
                 int* idx, int* cnt);
+
+// Every position of `candidates` (no cap): out[n] holds window n's (t, c) pairs, in order.
+void all_candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int near,
+                    std::vector<std::vector<int64_t>>& out);
 
 // Direct float64 convolution at chosen points: z[i] = b[c_i] + sum_{j<K, k<Cin}
 // (a[k]*x[n_i, t_i + d*j, k] + s[k]) * w[c_i, j, k], x (N, Tx, Cin) float32, w (Cout, K, Cin).

@@ -19,7 +19,7 @@
 namespace alsnet {
 namespace {
 
-constexpr int64_t kAbi = 7;  // bump when a schema below changes (kernels.py checks it)
+constexpr int64_t kAbi = 8;  // bump when a schema below changes (kernels.py checks it)
 
 using Opt = std::optional<at::Tensor>;
 
@@ -192,6 +192,35 @@ std::tuple<at::Tensor, at::Tensor> op_candidates(const at::Tensor& z, const at::
   return {idx, cnt};
 }
 
+// Returns (n, t, c) int64 of every position where |z| < thr[n, c] (near) or
+// sgn[c]*z >= thr[n, c], in (n, t, c) order.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> op_all_candidates(const at::Tensor& z, const at::Tensor& thr,
+                                                                 const at::Tensor& sgn, bool near) {
+  const char* op = "all_candidates";
+  check(z, op, "z", 3);
+  const int64_t N = z.size(0), T = z.size(1), C = z.size(2);
+  TORCH_CHECK(C % 8 == 0, "alsnet::all_candidates: channels must be a multiple of 8, got ", C);
+  check(thr, op, "thr", 2);
+  TORCH_CHECK(thr.size(0) == N && thr.size(1) == C, "alsnet::all_candidates: thr must be (N, C), got ", thr.sizes());
+  check_len(sgn, op, "sgn", C);
+  std::vector<std::vector<int64_t>> found;
+  alsnet::all_candidates(z.data_ptr<float>(), (int)N, (int)T, (int)C, thr.data_ptr<float>(), sgn.data_ptr<float>(),
+                         (int)near, found);
+  int64_t len = 0;
+  for (const auto& f : found) len += (int64_t)f.size() / 2;
+  auto i64 = at::TensorOptions().dtype(at::kLong);
+  at::Tensor n = at::empty({len}, i64), t = at::empty({len}, i64), c = at::empty({len}, i64);
+  int64_t *np = n.data_ptr<int64_t>(), *tp = t.data_ptr<int64_t>(), *cp = c.data_ptr<int64_t>();
+  int64_t i = 0;
+  for (int64_t w = 0; w < N; ++w)
+    for (size_t j = 0; j < found[w].size(); j += 2, ++i) {
+      np[i] = w;
+      tp[i] = found[w][j];
+      cp[i] = found[w][j + 1];
+    }
+  return {n, t, c};
+}
+
 // Returns z (len,) f64: conv outputs at (n, t, c) from x (N, Tx, Cin) mapped by a*x + s, weights w (Cout, K, Cin).
 at::Tensor op_exact_conv(const at::Tensor& x, const at::Tensor& n, const at::Tensor& t, const at::Tensor& c,
                          const at::Tensor& w, const at::Tensor& b, const at::Tensor& a, const at::Tensor& s,
@@ -256,6 +285,7 @@ TORCH_LIBRARY(alsnet, m) {
   m.def("conv1(Tensor x, Tensor w, Tensor b, Tensor(a!) out, bool relu, bool stats) -> Tensor");
   m.def("bn_relu_bwd_(Tensor(a!) g, Tensor r, Tensor a, Tensor c1, Tensor c2) -> Tensor(a!)");
   m.def("candidates(Tensor z, Tensor thr, Tensor sgn, int k, bool near) -> (Tensor, Tensor)");
+  m.def("all_candidates(Tensor z, Tensor thr, Tensor sgn, bool near) -> (Tensor, Tensor, Tensor)");
   m.def("exact_conv(Tensor x, Tensor n, Tensor t, Tensor c, Tensor w, Tensor b, Tensor a, Tensor s, int d) -> Tensor");
 }
 
@@ -265,5 +295,6 @@ TORCH_LIBRARY_IMPL(alsnet, CPU, m) {
   m.impl("conv1", &alsnet::op_conv1);
   m.impl("bn_relu_bwd_", &alsnet::op_bn_relu_bwd_);
   m.impl("candidates", &alsnet::op_candidates);
+  m.impl("all_candidates", &alsnet::op_all_candidates);
   m.impl("exact_conv", &alsnet::op_exact_conv);
 }

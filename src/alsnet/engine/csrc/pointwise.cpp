@@ -111,6 +111,30 @@ void candidates(const float* z, int N, int T, int C, const float* thr, const flo
   });
 }
 
+void all_candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int near,
+                    std::vector<std::vector<int64_t>>& out) {
+  out.assign(N, {});
+  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
+    for (int64_t n = n0; n < n1; ++n) {
+      std::vector<int64_t>& o = out[n];   // (t, c) pairs of window n, in (t, c) order
+      const float* th = thr + (size_t)n * C;
+      for (int t = 0; t < T; ++t) {
+        const float* zr = z + ((size_t)n * T + t) * C;
+        for (int k = 0; k < C; k += 8) {
+          const __m256 z8 = _mm256_loadu_ps(zr + k), t8 = _mm256_loadu_ps(th + k);
+          int mask = near ? _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), z8), t8, _CMP_LT_OQ))
+                          : _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(z8, _mm256_loadu_ps(sgn + k)), t8, _CMP_GE_OQ));
+          while (mask) {
+            o.push_back(t);
+            o.push_back(k + __builtin_ctz(mask));
+            mask &= mask - 1;
+          }
+        }
+      }
+    }
+  });
+}
+
 void exact_conv(const float* x, int Tx, int Cin, const int64_t* n, const int64_t* t, const int64_t* c, int64_t len,
                 const double* w, int K, const double* b, const double* a, const double* s, int d, double* z) {
   at::parallel_for(0, len, 256, [&](int64_t i0, int64_t i1) {
