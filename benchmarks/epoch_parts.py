@@ -1,6 +1,6 @@
 """CPU seconds of the parts of a crop-trained epoch on the fast path, per unit of work.
 
-    python3 benchmarks/epoch_parts.py [--threads 1] [--reps 3]
+    python3 benchmarks/epoch_parts.py [--threads 1] [--reps 3] [--data data/N2001 --model MODEL]
     ALSNET_KERNELS=avx2 python3 benchmarks/epoch_parts.py     # the other kernel build
 
 One process, one thread by default, CPU time (``time.process_time``) rather than wall
@@ -50,15 +50,33 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--allocator-default", action="store_true",
                     help="leave glibc's allocator as it is (alsnet train keeps freed memory: keep_freed_memory)")
+    ap.add_argument("--data", help="real N2001 windows from this folder (random crops of them) instead of the "
+                                   "synthetic EMG: quiet stretches of real signal cost the exact re-evaluation more")
+    ap.add_argument("--model", help="these weights (alsnet.model.checkpoint.load_model) instead of a random network")
     args = ap.parse_args()
     kept = False if args.allocator_default else keep_freed_memory()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
-    model = ALSNet(n_outputs=1).train()
-    with torch.no_grad():
-        model(emg(rng, 8, 3000))
-    crop, whole = emg(rng, 48, 2930), emg(rng, 16, 23437)
+    if args.model:
+        from alsnet.model.checkpoint import load_model
+
+        model = load_model(args.model).model.train()
+    else:
+        model = ALSNet(n_outputs=1).train()
+        with torch.no_grad():
+            model(emg(rng, 8, 3000))
+    if args.data:
+        from alsnet.data.dataset import load_windows
+        from alsnet.data.labels import get_task
+
+        ws = load_windows(args.data, get_task("als-vs-normal")).x
+        pick = rng.choice(len(ws), 48, replace=False)
+        starts = rng.integers(0, ws.shape[1] - 2930 + 1, 48)
+        crop = torch.from_numpy(np.stack([ws[i, s:s + 2930] for i, s in zip(pick, starts)]))[:, None]
+        whole = torch.from_numpy(ws[rng.choice(len(ws), 16, replace=False)])[:, None]
+    else:
+        crop, whole = emg(rng, 48, 2930), emg(rng, 16, 23437)
     opt = torch.optim.Adam(model.parameters(), 1e-4)
 
     def step(x: torch.Tensor) -> None:
@@ -77,7 +95,8 @@ def main() -> None:
 
     parts = {"crop_step_48": lambda: step(crop), "whole_step_16": lambda: step(whole),
              "bn_reestimation_16": bn_pass, "validation_16": validation}
-    out = {"threads": args.threads, "backend": describe("auto", True), "keep_freed_memory": kept}
+    out = {"threads": args.threads, "backend": describe("auto", True), "keep_freed_memory": kept,
+           "input": f"N2001 ({args.data})" if args.data else "synthetic EMG", "model": args.model or "random"}
     for name, fn in parts.items():
         fn()
         ts = []
