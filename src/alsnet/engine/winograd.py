@@ -246,4 +246,5 @@ def all_candidates(z: torch.Tensor, thr: torch.Tensor, sgn: torch.Tensor | None 
 
 
 __all__ = ["winograd_matrices", "transform_weight", "weight_grad_from_u", "kernels", "kernels_error",
-           "conv1", "wino_conv", "wino_wgrad", "bn_relu_bwd_", "candidates", "all_candidates", "single_thread", "POINTS"]
+           "conv1", "wino_conv", "wino_wgrad", "bn_relu_bwd_", "candidates", "all_candidates", "single_thread",
+           "POINTS"]
