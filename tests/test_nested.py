@@ -209,6 +209,12 @@ def test_seed_summary_groups_runs_that_differ_only_in_their_seed(tmp_path, sim_d
         nested.run(nested.NestedExperiment(data=str(sim_dir), out=str(runs[name]), model=model, seed=seed,
                                            n_boot=20), progress=False)
     assert configuration(runs["knn-s0"])[0] == configuration(runs["knn-s1"])[0]
+    # a run written before a field existed (no recipe.sampling, no read) is the same configuration
+    cfg = json.loads((runs["knn-s1"] / "config.json").read_text())
+    del cfg["experiment"]["recipe"]["sampling"]
+    del cfg["experiment"]["read"]
+    (runs["knn-s1"] / "config.json").write_text(json.dumps(cfg))
+    assert configuration(runs["knn-s0"])[0] == configuration(runs["knn-s1"])[0]
     assert configuration(runs["knn-s0"])[0] != configuration(runs["svm-s0"])[0]
     # give the two seeds known, different window balanced accuracies
     for name, v in (("knn-s0", 0.70), ("knn-s1", 0.80)):

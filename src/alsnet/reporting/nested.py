@@ -149,8 +149,12 @@ def configuration(run_dir: str | Path) -> tuple[str, str]:
     """
     import json
 
+    from alsnet.training.nested import NestedExperiment
+
     run = Path(run_dir)
-    exp = dict(read_json(run / "config.json")["experiment"])
+    # through the experiment's own reader, so that a run written before a field existed
+    # (it then has that field's default) keys like a run that records the default
+    exp = NestedExperiment.from_dict(read_json(run / "config.json")["experiment"]).to_dict()
     for k in ("seed", "out", "data", "on_fold_done", "only_outer", "trainer", "eval_backend"):
         exp.pop(k, None)
     key = json.dumps(exp, sort_keys=True, default=str)
