@@ -3,7 +3,8 @@
     python3 benchmarks/time_to_result.py --data data/N2001 --json docs/time_to_result.json
 
 runs ``alsnet train`` (ALS vs normal, 0.125-s crops, as in docs/results.md) for
-``--epochs`` epochs on the paper split and on one LOSO fold, each twice in the same run:
+``--epochs`` epochs on the paper split and on one LOSO fold (``--settings paper-whole``: the
+paper split on whole windows, the paper's recipe), each twice in the same run:
 once as published (``alsnet.engine.backends.train_forward``, evaluation by the ``auto`` backend) and
 once on the reference path (``--no-fast --backend eager``: plain eager fp32 ``nn.Conv1d``
 for training, validation and test). Full runs are then extrapolated from those measured
@@ -44,12 +45,15 @@ def _epoch_seconds(history: Path) -> list[float]:
 
 
 LOSO_FOLDS, LOSO_EPOCHS, LOSO_FOLD = 14, 6, "subject-A01"
-SETTINGS = {"paper": ["--protocol", "paper"], "loso-fold": ["--protocol", "loso", "--fold", LOSO_FOLD]}
+SETTINGS = {"paper": ["--protocol", "paper"], "loso-fold": ["--protocol", "loso", "--fold", LOSO_FOLD],
+            # the paper's own recipe: whole 1-s windows, no crops (so no BatchNorm re-estimation)
+            "paper-whole": ["--protocol", "paper"]}
+DEFAULT_SETTINGS = ("paper", "loso-fold")
 
 
-def _train(data: str, out: Path, epochs: int, extra: list[str]) -> dict:
+def _train(data: str, out: Path, epochs: int, extra: list[str], crop: str | None = "0.125") -> dict:
     cmd = [sys.executable, "-m", "alsnet", "train", "--data", data, "--task", "als-vs-normal",
-           "--train-crop", "0.125", "--max-epochs", str(epochs),
+           *(["--train-crop", crop] if crop else []), "--max-epochs", str(epochs),
            "--out", str(out), "--force", "--quiet", *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -85,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, default=2, help="epochs timed per path (default 2)")
     ap.add_argument("--loso-run", type=Path, help="a finished LOSO run folder, for its measured wall time")
     ap.add_argument("--loso-wall-s", type=float, help="its whole wall time, when it was resumed after a kill")
+    ap.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(DEFAULT_SETTINGS),
+                    help="which runs to time (paper-whole: the paper split on whole windows, the paper's recipe)")
     args = ap.parse_args(argv)
     if not Path(args.data).is_dir():
         raise SystemExit(f"time_to_result: {args.data}: not a folder")
@@ -94,12 +100,14 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="alsnet-ttr-"))
     runs: dict = {}
     try:
-        for setting, sargs in SETTINGS.items():
+        for setting in args.settings:
+            sargs = SETTINGS[setting]
             for name, extra in PATHS.items():
                 print(f"[{setting} / {name}] {args.epochs} epoch(s) ...", flush=True)
-                r = _train(args.data, tmp / f"{setting}-{name}", args.epochs, sargs + extra)
+                r = _train(args.data, tmp / f"{setting}-{name}", args.epochs, sargs + extra,
+                           crop=None if setting == "paper-whole" else "0.125")
                 r["epoch_s_median"] = statistics.median(r["epoch_s"])
-                total = PAPER_EPOCHS if setting == "paper" else LOSO_EPOCHS
+                total = LOSO_EPOCHS if setting == "loso-fold" else PAPER_EPOCHS
                 r["run_s_extrapolated"] = r["wall_s"] + (total - args.epochs) * r["epoch_s_median"]
                 if setting == "loso-fold":
                     r["loso_run_s_extrapolated"] = LOSO_FOLDS * r["run_s_extrapolated"]
@@ -107,7 +115,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{setting} / {name}] wall {r['wall_s']:.0f} s, epochs {r['epoch_s']}", flush=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    paper, fold = runs["paper"], runs["loso-fold"]
+    summary: dict = {"epoch_ratio_reference_over_fast": {
+        k: v["reference"]["epoch_s_median"] / v["fast"]["epoch_s_median"] for k, v in runs.items()}}
+    if "paper" in runs:
+        summary["paper_run_s"] = {k: runs["paper"][k]["run_s_extrapolated"] for k in PATHS}
+    if "loso-fold" in runs:
+        summary["loso_run_s"] = {k: runs["loso-fold"][k]["loso_run_s_extrapolated"] for k in PATHS}
     result = {
         "command": "python3 benchmarks/time_to_result.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "started": started, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
@@ -116,20 +129,18 @@ def main(argv: list[str] | None = None) -> int:
         "epochs_timed": args.epochs, "paper_epochs": PAPER_EPOCHS,
         "loso": {"folds": LOSO_FOLDS, "epochs": LOSO_EPOCHS, "fold_timed": LOSO_FOLD},
         "runs": runs,
-        "summary": {
-            "paper_run_s": {k: paper[k]["run_s_extrapolated"] for k in PATHS},
-            "loso_run_s": {k: fold[k]["loso_run_s_extrapolated"] for k in PATHS},
-            "epoch_ratio_reference_over_fast": {
-                "paper": paper["reference"]["epoch_s_median"] / paper["fast"]["epoch_s_median"],
-                "loso-fold": fold["reference"]["epoch_s_median"] / fold["fast"]["epoch_s_median"]},
-        },
+        "summary": summary,
     }
     if args.loso_run:
         result["measured_loso_run"] = _loso(args.loso_run, args.loso_wall_s)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     sm = result["summary"]
+    for setting, ratio in sm["epoch_ratio_reference_over_fast"].items():
+        print(f"one epoch, {setting}: reference / fast = {ratio:.2f}x")
     for key, label in (("paper_run_s", f"paper run ({PAPER_EPOCHS} epochs)"),
                        ("loso_run_s", f"LOSO ({LOSO_FOLDS} folds x {LOSO_EPOCHS} epochs)")):
+        if key not in sm:
+            continue
         f, r = sm[key]["fast"], sm[key]["reference"]
         print(f"{label}: fast {f:.0f} s, reference {r:.0f} s, {r / f:.2f}x (extrapolated from measured epochs)")
     if args.loso_run:
