@@ -11,9 +11,14 @@ dir=${1:?usage: commit_results.sh FOLD_DIR}
 repo=$(git -C "$(dirname "$dir")" rev-parse --show-toplevel) || exit 1
 rel=$(realpath --relative-to="$repo" "$dir")
 cd "$repo" || exit 1
-# a finished fold no longer needs the checkpoint a session may have committed to resume it
-if [ -f "$rel/done.json" ] && git ls-files --error-unmatch "$rel/checkpoints" >/dev/null 2>&1; then
-  git rm -q -r -- "$rel/checkpoints"   # (the file too: nothing reads a finished fold's checkpoint)
+# a finished fold (done.json) or run (metrics.json) no longer needs the checkpoints a session
+# committed to resume it (scripts/commit_in_progress.sh): remove them (git rm: a pathspec
+# commit would otherwise re-add a file it still finds; nothing reads them any more)
+if [ -f "$rel/done.json" ] || [ -f "$rel/metrics.json" ]; then
+  tracked=$(git ls-files -- "$rel" | grep '/checkpoints/' || true)
+  if [ -n "$tracked" ]; then
+    echo "$tracked" | xargs git rm -q --
+  fi
 fi
 for _ in 1 2 3 4 5 6; do
   if git add -- "$rel" 2>/dev/null && git commit -q -m "results: $rel finished" -- "$rel"; then

@@ -57,7 +57,13 @@ paper_full() {
     alsnet train --data "$DATA" --task als-vs-normal --protocol paper --model alsnet --seed 0 \
       --max-epochs 100 --patience 25 --accelerator "$ACC" --quiet --out "$out"
   fi
-  [ -f "$out/metrics.json" ] && bash scripts/commit_results.sh "$out"
+  [ -f "$out/metrics.json" ] || return 1
+  bash scripts/commit_results.sh "$out"
+  # the reproduction's model itself (85,249 weights, 0.3 MB): kept, unlike inner-fold models
+  for f in "$out/model.safetensors" "$out/model.json"; do
+    [ -f "$f" ] && git add -f -- "$f"
+  done
+  git commit -q -m "results: $out model (paper split, full recipe)" -- "$out/model.safetensors" "$out/model.json" || true
 }
 if [ "${ONLY:-}" = paper ]; then paper_full; exit $?; fi
 if [ "$LANES" = 1 ]; then paper_full; fi
