@@ -175,15 +175,20 @@ at::Tensor& op_bn_relu_bwd_(at::Tensor& g, const at::Tensor& r, const at::Tensor
 }
 
 // Returns (idx (N, C, k) i32, count (N, C) i32).
+// The arguments both candidate searches take: z (N, T, C), thr (N, C), sgn (C).
+void check_candidate_args(const at::Tensor& z, const at::Tensor& thr, const at::Tensor& sgn, const char* op) {
+  check(z, op, "z", 3);
+  const int64_t N = z.size(0), C = z.size(2);
+  TORCH_CHECK(C % 8 == 0, "alsnet::", op, ": channels must be a multiple of 8, got ", C);
+  check(thr, op, "thr", 2);
+  TORCH_CHECK(thr.size(0) == N && thr.size(1) == C, "alsnet::", op, ": thr must be (N, C), got ", thr.sizes());
+  check_len(sgn, op, "sgn", C);
+}
+
 std::tuple<at::Tensor, at::Tensor> op_candidates(const at::Tensor& z, const at::Tensor& thr, const at::Tensor& sgn,
                                               int64_t k, bool near) {
-  const char* op = "candidates";
-  check(z, op, "z", 3);
+  check_candidate_args(z, thr, sgn, "candidates");
   const int64_t N = z.size(0), T = z.size(1), C = z.size(2);
-  TORCH_CHECK(C % 8 == 0, "alsnet::candidates: channels must be a multiple of 8, got ", C);
-  check(thr, op, "thr", 2);
-  TORCH_CHECK(thr.size(0) == N && thr.size(1) == C, "alsnet::candidates: thr must be (N, C), got ", thr.sizes());
-  check_len(sgn, op, "sgn", C);
   TORCH_CHECK(k >= 1, "alsnet::candidates: k must be >= 1");
   auto i32 = at::TensorOptions().dtype(at::kInt);
   at::Tensor idx = at::zeros({N, C, k}, i32), cnt = at::zeros({N, C}, i32);
@@ -196,13 +201,8 @@ std::tuple<at::Tensor, at::Tensor> op_candidates(const at::Tensor& z, const at::
 // sgn[c]*z >= thr[n, c], in (n, t, c) order.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> op_all_candidates(const at::Tensor& z, const at::Tensor& thr,
                                                                  const at::Tensor& sgn, bool near) {
-  const char* op = "all_candidates";
-  check(z, op, "z", 3);
+  check_candidate_args(z, thr, sgn, "all_candidates");
   const int64_t N = z.size(0), T = z.size(1), C = z.size(2);
-  TORCH_CHECK(C % 8 == 0, "alsnet::all_candidates: channels must be a multiple of 8, got ", C);
-  check(thr, op, "thr", 2);
-  TORCH_CHECK(thr.size(0) == N && thr.size(1) == C, "alsnet::all_candidates: thr must be (N, C), got ", thr.sizes());
-  check_len(sgn, op, "sgn", C);
   std::vector<std::vector<int64_t>> found;
   alsnet::all_candidates(z.data_ptr<float>(), (int)N, (int)T, (int)C, thr.data_ptr<float>(), sgn.data_ptr<float>(),
                          (int)near, found);

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include <cstring>
+#include <algorithm>
 #include <vector>
 
 #include "kernels.h"
@@ -85,14 +86,16 @@ void bn_relu_bwd(float* g, const float* r, int64_t rows, int C, const float* a, 
   });
 }
 
-void candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int K, int near,
-                int* idx, int* cnt) {
+namespace {
+
+// hit(n, t, c) for every position where |z| < thr[n, c] (near) or sgn[c]*z >= thr[n, c], in
+// (t, c) order within each window; windows in parallel, each window on one thread.
+template <class Hit>
+void scan_candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int near,
+                     const Hit& hit) {
   at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
     for (int64_t n = n0; n < n1; ++n) {
-      int* cn = cnt + (size_t)n * C;
-      int* id = idx + (size_t)n * C * K;
       const float* th = thr + (size_t)n * C;
-      for (int c = 0; c < C; ++c) cn[c] = 0;
       for (int t = 0; t < T; ++t) {
         const float* zr = z + ((size_t)n * T + t) * C;
         for (int k = 0; k < C; k += 8) {
@@ -100,10 +103,8 @@ void candidates(const float* z, int N, int T, int C, const float* thr, const flo
           int mask = near ? _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), z8), t8, _CMP_LT_OQ))
                           : _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(z8, _mm256_loadu_ps(sgn + k)), t8, _CMP_GE_OQ));
           while (mask) {
-            const int c = k + __builtin_ctz(mask);
+            hit(n, t, k + __builtin_ctz(mask));
             mask &= mask - 1;
-            if (cn[c] < K) id[(size_t)c * K + cn[c]] = t;
-            ++cn[c];
           }
         }
       }
@@ -111,27 +112,24 @@ void candidates(const float* z, int N, int T, int C, const float* thr, const flo
   });
 }
 
+}  // namespace
+
+void candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int K, int near,
+                int* idx, int* cnt) {
+  std::fill(cnt, cnt + (size_t)N * C, 0);
+  scan_candidates(z, N, T, C, thr, sgn, near, [&](int64_t n, int t, int c) {
+    int& cn = cnt[(size_t)n * C + c];
+    if (cn < K) idx[((size_t)n * C + c) * K + cn] = t;
+    ++cn;
+  });
+}
+
 void all_candidates(const float* z, int N, int T, int C, const float* thr, const float* sgn, int near,
                     std::vector<std::vector<int64_t>>& out) {
   out.assign(N, {});
-  at::parallel_for(0, N, 1, [&](int64_t n0, int64_t n1) {
-    for (int64_t n = n0; n < n1; ++n) {
-      std::vector<int64_t>& o = out[n];   // (t, c) pairs of window n, in (t, c) order
-      const float* th = thr + (size_t)n * C;
-      for (int t = 0; t < T; ++t) {
-        const float* zr = z + ((size_t)n * T + t) * C;
-        for (int k = 0; k < C; k += 8) {
-          const __m256 z8 = _mm256_loadu_ps(zr + k), t8 = _mm256_loadu_ps(th + k);
-          int mask = near ? _mm256_movemask_ps(_mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.f), z8), t8, _CMP_LT_OQ))
-                          : _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(z8, _mm256_loadu_ps(sgn + k)), t8, _CMP_GE_OQ));
-          while (mask) {
-            o.push_back(t);
-            o.push_back(k + __builtin_ctz(mask));
-            mask &= mask - 1;
-          }
-        }
-      }
-    }
+  scan_candidates(z, N, T, C, thr, sgn, near, [&](int64_t n, int t, int c) {
+    out[n].push_back(t);   // (t, c) pairs of window n, in (t, c) order
+    out[n].push_back(c);
   });
 }
 
