@@ -17,7 +17,7 @@ cd "$repo" || exit 1
 if [ -f "$rel/done.json" ] || [ -f "$rel/metrics.json" ]; then
   tracked=$(git ls-files -- "$rel" | grep '/checkpoints/' || true)
   if [ -n "$tracked" ]; then
-    echo "$tracked" | xargs git rm -q --
+    echo "$tracked" | xargs git rm -q -f --   # -f: a checkpoint changed since it was committed
   fi
 fi
 for _ in 1 2 3 4 5 6; do
