@@ -228,21 +228,19 @@ def candidates(z: torch.Tensor, thr: torch.Tensor, k: int, sgn: torch.Tensor | N
     Returns ``(idx (N, C, k) int32, count (N, C))``: only the first ``k`` times per
     ``(n, c)`` are stored; ``count`` may exceed ``k``.
     """
-    N, T, C = z.shape
-    thr = thr.float().expand(N, C).contiguous()
-    near = sgn is None
-    sgn = torch.ones(C) if near else sgn.float().contiguous()
-    return torch.ops.alsnet.candidates(z, thr, sgn, k, near)
+    return torch.ops.alsnet.candidates(z, *_candidate_args(z, thr, sgn), k, sgn is None)
+
+
+def _candidate_args(z: torch.Tensor, thr: torch.Tensor, sgn: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """``thr`` as (N, C) and ``sgn`` as (C,) float32, as both candidate searches take them."""
+    N, _, C = z.shape
+    return thr.float().expand(N, C).contiguous(), torch.ones(C) if sgn is None else sgn.float().contiguous()
 
 
 def all_candidates(z: torch.Tensor, thr: torch.Tensor, sgn: torch.Tensor | None = None,
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Every ``(n, t, c)`` (int64, in that order) that :func:`candidates` counts, with no cap."""
-    N, T, C = z.shape
-    thr = thr.float().expand(N, C).contiguous()
-    near = sgn is None
-    sgn = torch.ones(C) if near else sgn.float().contiguous()
-    return torch.ops.alsnet.all_candidates(z, thr, sgn, near)
+    return torch.ops.alsnet.all_candidates(z, *_candidate_args(z, thr, sgn), sgn is None)
 
 
 __all__ = ["winograd_matrices", "transform_weight", "weight_grad_from_u", "kernels", "kernels_error",
