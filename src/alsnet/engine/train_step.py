@@ -129,9 +129,11 @@ class _Features(torch.autograd.Function):
         res2 = fc.wino_conv(r1, fc.transform_weight(w2f, M2), b2f, M2, 2, stats=True, maxmin=True)
         z2 = res2["out"]
         n2 = N * z2.shape[1]
+        # (the re-evaluations and gathers below are large enough to use every thread;
+        # only the per-channel constants run on one)
+        st2 = (res2["stats"] if M2 == 1 or not refine
+               else fr.fix_z2_signs(z2, r1, res2["maxmin"], res2["stats"], c2, a1, s1))
         with fc.single_thread():
-            st2 = (res2["stats"] if M2 == 1 or not refine
-                   else fr.fix_z2_signs(z2, r1, res2["maxmin"], res2["stats"], c2, a1, s1))
             a2, s2, mu2, sg2 = _bn_consts(st2[0], st2[1], n2, bn2, train)
             w3f, b3f = _fold(c3.weight, c3.bias, a2, s2)
         # conv3 on h2 = a2*relu(z2) + s2 (folded) → z3 kept, its max/min  (N, T3, 128)
@@ -144,9 +146,9 @@ class _Features(torch.autograd.Function):
             sgn = torch.where(pos, 1.0, -1.0).double()
             zsel = torch.where(pos, res3["maxmin"][:, 0], res3["maxmin"][:, 1]).double()  # (N, 128)
             tsel = torch.where(pos, res3["argmm"][:, 0], res3["argmm"][:, 1]).long()
-            if TILES["forward"] != (1, 1) and refine:
-                zsel, tsel = fr.refine_pool(z3, res3["maxmin"], zsel, tsel, sgn, r1, c2, c3, a1, s1, a2, s2)
-            p = (a3 * zsel.clamp_min(0) + s3).float()
+        if TILES["forward"] != (1, 1) and refine:
+            zsel, tsel = fr.refine_pool(z3, res3["maxmin"], zsel, tsel, sgn, r1, c2, c3, a1, s1, a2, s2)
+        p = (a3 * zsel.clamp_min(0) + s3).float()
         ctx.save_for_backward(xs, r1, z2, z3, zsel, tsel)
         ctx.model, ctx.train = model, train
         ctx.consts = (a1, s1, mu1, sg1, n1, a2, s2, mu2, sg2, n2, a3, s3, mu3, sg3, n3)
@@ -174,22 +176,21 @@ class _Features(torch.autograd.Function):
         dU3, dbias3 = fc.wino_wgrad(z2, z3, W3m, r, d3, xscale=a2.float(), xshift=s2.float(), xmask=2,
                                     dyscale=k2_3.float(), dyshift=k1_3.float(), dymask=1)
         dW3 = fc.weight_grad_from_u(dU3, W3m, r)
-        with fc.single_thread():
-            taps = tsel[:, :, None] + d3 * torch.arange(r)                   # (N, 128, 7)
-            rows = (torch.arange(N)[:, None, None] * z2.shape[1] + taps).reshape(-1)
-            r2rows = z2.reshape(-1, z2.shape[2])[rows].clamp_min(0)                # (N*128*7, 64)
-            h2rows = (r2rows.double() * a2 + s2).reshape(N, 128, r, -1)
-            dW3 += torch.einsum("nc,ncjk->ckj", sp.double(), h2rows).float()
-            db3 = (dbias3 + sp.double().sum(0)).float()
+        taps = tsel[:, :, None] + d3 * torch.arange(r)                       # (N, 128, 7)
+        rows = (torch.arange(N)[:, None, None] * z2.shape[1] + taps).reshape(-1)
+        r2rows = z2.reshape(-1, z2.shape[2])[rows].clamp_min(0)                    # (N*128*7, 64)
+        h2rows = (r2rows.double() * a2 + s2).reshape(N, 128, r, -1)
+        dW3 += torch.einsum("nc,ncjk->ckj", sp.double(), h2rows).float()
+        db3 = (dbias3 + sp.double().sum(0)).float()
         # ---- conv3 input gradient dh2 (+ sums for BN2), then dz2 in place
         res = fc.wino_conv(z3, _flipped_u(w3, B3), torch.zeros(64), B3, d3, pad=(r - 1) * d3,
                            scale=k2_3.float(), shift=k1_3.float(), mask=1, aux=z2)
         dh2 = res["out"]
+        add = torch.einsum("nc,ckj->ncjk", sp, w3).reshape(-1, w3.shape[1])      # (N*128*7, 64)
+        dh2.view(-1, dh2.shape[2]).index_put_((rows,), add, accumulate=True)
+        S1_2 = res["auxsums"][0] + add.double().sum(0)
+        S2_2 = res["auxsums"][1] + (add.double() * r2rows.double()).sum(0)
         with fc.single_thread():
-            add = torch.einsum("nc,ckj->ncjk", sp, w3).reshape(-1, w3.shape[1])  # (N*128*7, 64)
-            dh2.view(-1, dh2.shape[2]).index_put_((rows,), add, accumulate=True)
-            S1_2 = res["auxsums"][0] + add.double().sum(0)
-            S2_2 = res["auxsums"][1] + (add.double() * r2rows.double()).sum(0)
             k1_2, k2_2, dg2, db2n = _bn_bwd_consts(S1_2, S2_2, a2, mu2, sg2, n2, train)
         dz2 = fc.bn_relu_bwd_(dh2, z2, a2, k1_2, k2_2)      # r2 > 0 iff z2 > 0, and then r2 = z2
         del dh2, res
