@@ -233,6 +233,34 @@ def test_exact_conv2_outputs_are_float64_direct_convolutions_and_indices_are_che
         refine.exact_z2(r1, n, torch.tensor([0, 284, 100]), c, conv, a1, s1)
 
 
+
+@needs_kernels
+def test_exact_conv3_outputs_are_float64_direct_convolutions_of_the_whole_stack():
+    from alsnet.engine import refine
+
+    g = torch.Generator().manual_seed(1)
+    r1 = torch.relu(torch.randn(2, 300, 32, generator=g))
+    conv2, conv3 = torch.nn.Conv1d(32, 64, 9, dilation=2), torch.nn.Conv1d(64, 128, 7, dilation=3)
+    a1, a2 = (torch.rand(k, generator=g, dtype=torch.float64) + 0.5 for k in (32, 64))
+    s1, s2 = (torch.randn(k, generator=g, dtype=torch.float64) for k in (32, 64))
+    h1 = (r1.double() * a1 + s1).transpose(1, 2)
+    z2 = torch.nn.functional.conv1d(h1, conv2.weight.double(), conv2.bias.double(), dilation=2)    # (2, 64, 284)
+    rows = refine.exact_z2_rows(r1, torch.tensor([1, 0]), torch.tensor([283, 7]), conv2, a1, s1)
+    assert rows.shape == (2, 64) and rows.dtype == torch.float64
+    assert torch.allclose(rows, torch.stack([z2[1, :, 283], z2[0, :, 7]]), rtol=1e-12, atol=1e-12)
+    h2 = z2.clamp_min(0) * a2[:, None] + s2[:, None]
+    z3 = torch.nn.functional.conv1d(h2, conv3.weight.double(), conv3.bias.double(), dilation=3)    # (2, 128, 266)
+    n, t, c = torch.tensor([0, 1, 1, 0, 0]), torch.tensor([0, 265, 100, 101, 0]), torch.tensor([5, 127, 0, 0, 6])
+    for block in (16384, 2):    # candidates in one block and across blocks
+        got = refine.exact_z3(r1, n, t, c, conv2, conv3, a1, s1, a2, s2, block=block)
+        assert torch.allclose(got, z3[n, c, t], rtol=1e-12, atol=1e-12)
+    with pytest.raises(RuntimeError, match="alsnet::exact_rows: t out of range"):
+        refine.exact_z2_rows(r1, torch.tensor([0]), torch.tensor([284]), conv2, a1, s1)
+    w3 = conv3.weight.detach().double().permute(0, 2, 1).contiguous()
+    with pytest.raises(RuntimeError, match="alsnet::exact_taps: idx out of range"):
+        torch.ops.alsnet.exact_taps(rows, torch.full((1, 7), 2), torch.tensor([0]), w3, conv3.bias.double(), a2, s2,
+                                    True)
+
 _FAULTS = r"""
 import resource, sys, torch
 from alsnet.engine.backends import keep_freed_memory

@@ -42,7 +42,7 @@ CSRC = Path(__file__).with_name("csrc")
 SOURCES = ("ops.cpp", "winograd.cpp", "pointwise.cpp")
 HEADERS = ("kernels.h",)
 #: Must equal ``kAbi`` in csrc/ops.cpp (the operator schemas).
-ABI = 8
+ABI = 9
 COMMON_FLAGS = ("-O3", "-fopenmp")
 #: Compiler flags and the /proc/cpuinfo flags each build needs, fastest first.
 ISA = {

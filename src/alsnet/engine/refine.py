@@ -41,38 +41,34 @@ def exact_z2(r1: torch.Tensor, n: torch.Tensor, t: torch.Tensor, c: torch.Tensor
                                        s1.double().contiguous(), 2)
 
 
-def exact_z2_rows(r1: Tensor, n: Tensor, t: Tensor, c2: nn.Conv1d, a1: Tensor, s1: Tensor,
-                  block: int = 4096) -> Tensor:
-    """All conv2 pre-activations at rows ``(n, t)``: float64 ``(len(n), 64)``."""
+def exact_z2_rows(r1: Tensor, n: Tensor, t: Tensor, c2: nn.Conv1d, a1: Tensor, s1: Tensor) -> Tensor:
+    """All conv2 pre-activations at rows ``(n, t)``: float64 ``(len(n), 64)`` (a C++ loop)."""
     w2, b2 = _w2(c2)
-    w = w2.reshape(w2.shape[0], -1).T                                                # (9*32, 64)
-    out = torch.empty(len(n), w.shape[1], dtype=torch.float64)
-    for i in range(0, len(n), block):
-        rows = t[i:i + block, None] + 2 * torch.arange(9)
-        h1 = r1[n[i:i + block, None], rows].double() * a1 + s1                     # (B, 9, 32)
-        out[i:i + block] = h1.reshape(len(rows), -1) @ w + b2
-    return out
+    return torch.ops.alsnet.exact_rows(r1, n.long().contiguous(), t.long().contiguous(),
+                                       w2.permute(1, 2, 0).contiguous(), b2.contiguous(),
+                                       a1.double().contiguous(), s1.double().contiguous(), 2)
 
 
 def exact_z3(r1: Tensor, n: Tensor, t: Tensor, c: Tensor, c2: nn.Conv1d, c3: nn.Conv1d, a1: Tensor, s1: Tensor,
              a2: Tensor, s2: Tensor, block: int = 16384) -> Tensor:
-    """conv3 pre-activation at ``(n, t, c)`` (float64), every layer direct from ``r1``.
+    """conv3 pre-activation at ``(n, t, c)`` (float64), every layer direct from ``r1`` (C++ loops).
 
-    Candidates are taken ``block`` at a time, so memory stays bounded (~100 MB) even when
-    a flat channel makes every time of a window a candidate.
+    Nearby candidates share conv2 rows: each distinct row is computed once. Candidates are
+    taken ``block`` at a time, so memory stays bounded (~60 MB) even when a flat channel
+    makes many times of a window candidates.
     """
     T1 = r1.shape[1]
-    w3, b3 = c3.weight.detach().double(), c3.bias.detach().double()
+    w3 = c3.weight.detach().double().permute(0, 2, 1).contiguous()                   # (128, 7, 64)
+    b3, a2, s2 = (v.detach().double().contiguous() for v in (c3.bias, a2, s2))
     out = torch.empty(len(n), dtype=torch.float64)
     for i in range(0, len(n), block):
-        nb, tb, cb = n[i:i + block], t[i:i + block], c[i:i + block]
-        uniq, inv = torch.unique(nb * T1 + tb, return_inverse=True)
+        uniq, inv = torch.unique(n[i:i + block] * T1 + t[i:i + block], return_inverse=True)
         taps = (uniq[:, None] + 3 * torch.arange(7)).reshape(-1)                       # (U*7,) n*T1 + t
-        # nearby candidates share conv2 rows: each distinct row is computed once
         rows, rinv = torch.unique(taps, return_inverse=True)
-        z2 = exact_z2_rows(r1, rows // T1, rows % T1, c2, a1, s1)[rinv].reshape(len(uniq), 7, -1)
-        h2 = z2.clamp_min(0) * a2 + s2                                               # (U, 7, 64)
-        out[i:i + block] = torch.einsum("kjo,koj->k", h2[inv], w3[cb]) + b3[cb]
+        z2 = exact_z2_rows(r1, rows // T1, rows % T1, c2, a1, s1)                      # (R, 64)
+        idx = rinv.reshape(len(uniq), 7)[inv].contiguous()
+        out[i:i + block] = torch.ops.alsnet.exact_taps(z2, idx, c[i:i + block].long().contiguous(), w3, b3, a2, s2,
+                                                       True)
     return out
 
 

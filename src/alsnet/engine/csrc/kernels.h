@@ -110,6 +110,16 @@ void all_candidates(const float* z, int N, int T, int C, const float* thr, const
 void exact_conv(const float* x, int Tx, int Cin, const int64_t* n, const int64_t* t, const int64_t* c, int64_t len,
                 const double* w, int K, const double* b, const double* a, const double* s, int d, double* z);
 
+// Whole rows of the same convolution: z[i, o] = b[o] + sum_{j<K, k<Cin}
+// (a[k]*x[n_i, t_i + d*j, k] + s[k]) * wt[j, k, o], float64 (len, Cout), wt (K, Cin, Cout).
+void exact_rows(const float* x, int Tx, int Cin, const int64_t* n, const int64_t* t, int64_t len, const double* wt,
+                int K, int Cout, const double* b, const double* a, const double* s, int d, double* z);
+
+// A convolution output from precomputed float64 input rows: z[i] = b[c_i] + sum_{j<K, k<C}
+// (a[k]*f(h[idx[i, j], k]) + s[k]) * w[c_i, j, k], f = ReLU if relu else the identity.
+void exact_taps(const double* h, int C, const int64_t* idx, const int64_t* c, int64_t len, const double* w, int K,
+                const double* b, const double* a, const double* s, bool relu, double* z);
+
 // The instruction set this build was compiled for ("avx512" or "avx2").
 const char* isa();
 

@@ -9,6 +9,7 @@
 #endif
 
 #include <climits>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -19,7 +20,7 @@
 namespace alsnet {
 namespace {
 
-constexpr int64_t kAbi = 8;  // bump when a schema below changes (kernels.py checks it)
+constexpr int64_t kAbi = 9;  // bump when a schema below changes (kernels.py checks it)
 
 using Opt = std::optional<at::Tensor>;
 
@@ -221,6 +222,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> op_all_candidates(const at::Tenso
   return {n, t, c};
 }
 
+void check_range(const at::Tensor& v, int64_t lo, int64_t hi, const char* op, const char* name) {
+  if (v.numel() == 0) return;
+  // a bad index would read out of bounds
+  TORCH_CHECK(v.min().item<int64_t>() >= lo && v.max().item<int64_t>() < hi, "alsnet::", op, ": ", name,
+              " out of range");
+}
+
+void check_vectors(std::initializer_list<std::pair<const at::Tensor*, int64_t>> vs, const char* op) {
+  for (const auto& [v, len] : vs) {
+    check(*v, op, "a per-channel vector", 1, at::kDouble);
+    TORCH_CHECK(v->size(0) == len, "alsnet::", op, ": a per-channel vector has ", v->size(0), " values, not ", len);
+  }
+}
+
 // Returns z (len,) f64: conv outputs at (n, t, c) from x (N, Tx, Cin) mapped by a*x + s, weights w (Cout, K, Cin).
 at::Tensor op_exact_conv(const at::Tensor& x, const at::Tensor& n, const at::Tensor& t, const at::Tensor& c,
                          const at::Tensor& w, const at::Tensor& b, const at::Tensor& a, const at::Tensor& s,
@@ -235,22 +250,62 @@ at::Tensor op_exact_conv(const at::Tensor& x, const at::Tensor& n, const at::Ten
   check(c, op, "c", 1, at::kLong);
   const int64_t len = n.size(0);
   TORCH_CHECK(t.size(0) == len && c.size(0) == len, "alsnet::exact_conv: n, t and c must have one length");
-  for (const auto& [v, name] : {std::pair{&b, "b"}, std::pair{&a, "a"}, std::pair{&s, "s"}}) {
-    check(*v, op, name, 1, at::kDouble);
-    TORCH_CHECK(v->size(0) == (v == &b ? Cout : Cin), "alsnet::exact_conv: ", name, " has the wrong length");
-  }
+  check_vectors({{&b, Cout}, {&a, Cin}, {&s, Cin}}, op);
   TORCH_CHECK(d >= 1, "alsnet::exact_conv: dilation must be >= 1");
-  if (len > 0) {
-    // every point must lie inside x: a bad index would read out of bounds
-    TORCH_CHECK(n.min().item<int64_t>() >= 0 && n.max().item<int64_t>() < N, "alsnet::exact_conv: n out of range");
-    TORCH_CHECK(c.min().item<int64_t>() >= 0 && c.max().item<int64_t>() < Cout, "alsnet::exact_conv: c out of range");
-    TORCH_CHECK(t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() + (K - 1) * d < Tx,
-                "alsnet::exact_conv: t out of range");
-  }
+  check_range(n, 0, N, op, "n");
+  check_range(c, 0, Cout, op, "c");
+  check_range(t, 0, Tx - (K - 1) * d, op, "t");
   at::Tensor z = at::empty({len}, at::TensorOptions().dtype(at::kDouble));
   alsnet::exact_conv(x.data_ptr<float>(), (int)Tx, (int)Cin, n.data_ptr<int64_t>(), t.data_ptr<int64_t>(),
                      c.data_ptr<int64_t>(), len, w.data_ptr<double>(), (int)K, b.data_ptr<double>(),
                      a.data_ptr<double>(), s.data_ptr<double>(), (int)d, z.data_ptr<double>());
+  return z;
+}
+
+// Returns z (len, Cout) f64: whole conv rows at (n, t) from x (N, Tx, Cin) mapped by a*x + s, wt (K, Cin, Cout).
+at::Tensor op_exact_rows(const at::Tensor& x, const at::Tensor& n, const at::Tensor& t, const at::Tensor& wt,
+                         const at::Tensor& b, const at::Tensor& a, const at::Tensor& s, int64_t d) {
+  const char* op = "exact_rows";
+  check(x, op, "x", 3);
+  check(wt, op, "wt", 3, at::kDouble);
+  const int64_t N = x.size(0), Tx = x.size(1), Cin = x.size(2), K = wt.size(0), Cout = wt.size(2);
+  TORCH_CHECK(wt.size(1) == Cin, "alsnet::exact_rows: wt must be (K, ", Cin, ", Cout), got ", wt.sizes());
+  check(n, op, "n", 1, at::kLong);
+  check(t, op, "t", 1, at::kLong);
+  const int64_t len = n.size(0);
+  TORCH_CHECK(t.size(0) == len, "alsnet::exact_rows: n and t must have one length");
+  check_vectors({{&b, Cout}, {&a, Cin}, {&s, Cin}}, op);
+  TORCH_CHECK(d >= 1, "alsnet::exact_rows: dilation must be >= 1");
+  check_range(n, 0, N, op, "n");
+  check_range(t, 0, Tx - (K - 1) * d, op, "t");
+  at::Tensor z = at::empty({len, Cout}, at::TensorOptions().dtype(at::kDouble));
+  alsnet::exact_rows(x.data_ptr<float>(), (int)Tx, (int)Cin, n.data_ptr<int64_t>(), t.data_ptr<int64_t>(), len,
+                     wt.data_ptr<double>(), (int)K, (int)Cout, b.data_ptr<double>(), a.data_ptr<double>(),
+                     s.data_ptr<double>(), (int)d, z.data_ptr<double>());
+  return z;
+}
+
+// Returns z (len,) f64: conv outputs at channels c from the rows h[idx[i, :]] (h (R, C) f64),
+// each mapped by a*f(h) + s (f = ReLU if relu), weights w (Cout, K, C).
+at::Tensor op_exact_taps(const at::Tensor& h, const at::Tensor& idx, const at::Tensor& c, const at::Tensor& w,
+                         const at::Tensor& b, const at::Tensor& a, const at::Tensor& s, bool relu) {
+  const char* op = "exact_taps";
+  check(h, op, "h", 2, at::kDouble);
+  check(w, op, "w", 3, at::kDouble);
+  const int64_t R = h.size(0), C = h.size(1), Cout = w.size(0), K = w.size(1);
+  TORCH_CHECK(w.size(2) == C, "alsnet::exact_taps: w must be (Cout, K, ", C, "), got ", w.sizes());
+  check(idx, op, "idx", 2, at::kLong);
+  check(c, op, "c", 1, at::kLong);
+  const int64_t len = c.size(0);
+  TORCH_CHECK(idx.size(0) == len && idx.size(1) == K, "alsnet::exact_taps: idx must be (", len, ", ", K, "), got ",
+              idx.sizes());
+  check_vectors({{&b, Cout}, {&a, C}, {&s, C}}, op);
+  check_range(idx, 0, R, op, "idx");
+  check_range(c, 0, Cout, op, "c");
+  at::Tensor z = at::empty({len}, at::TensorOptions().dtype(at::kDouble));
+  alsnet::exact_taps(h.data_ptr<double>(), (int)C, idx.data_ptr<int64_t>(), c.data_ptr<int64_t>(), len,
+                     w.data_ptr<double>(), (int)K, b.data_ptr<double>(), a.data_ptr<double>(), s.data_ptr<double>(),
+                     relu, z.data_ptr<double>());
   return z;
 }
 
@@ -287,6 +342,8 @@ TORCH_LIBRARY(alsnet, m) {
   m.def("candidates(Tensor z, Tensor thr, Tensor sgn, int k, bool near) -> (Tensor, Tensor)");
   m.def("all_candidates(Tensor z, Tensor thr, Tensor sgn, bool near) -> (Tensor, Tensor, Tensor)");
   m.def("exact_conv(Tensor x, Tensor n, Tensor t, Tensor c, Tensor w, Tensor b, Tensor a, Tensor s, int d) -> Tensor");
+  m.def("exact_rows(Tensor x, Tensor n, Tensor t, Tensor wt, Tensor b, Tensor a, Tensor s, int d) -> Tensor");
+  m.def("exact_taps(Tensor h, Tensor idx, Tensor c, Tensor w, Tensor b, Tensor a, Tensor s, bool relu) -> Tensor");
 }
 
 TORCH_LIBRARY_IMPL(alsnet, CPU, m) {
@@ -297,4 +354,6 @@ TORCH_LIBRARY_IMPL(alsnet, CPU, m) {
   m.impl("candidates", &alsnet::op_candidates);
   m.impl("all_candidates", &alsnet::op_all_candidates);
   m.impl("exact_conv", &alsnet::op_exact_conv);
+  m.impl("exact_rows", &alsnet::op_exact_rows);
+  m.impl("exact_taps", &alsnet::op_exact_taps);
 }

@@ -150,4 +150,54 @@ void exact_conv(const float* x, int Tx, int Cin, const int64_t* n, const int64_t
   });
 }
 
+namespace {
+// One row: zi[o] = b[o] + sum_q h[q] * wt[q, o], accumulated in the same order for every o.
+// With the channel count known (CO > 0) the accumulators stay in registers.
+template <int CO>
+inline void exact_row(const double* __restrict h, size_t nq, const double* __restrict wt, int Cout,
+                      const double* __restrict b, double* __restrict zi) {
+  const int co = CO > 0 ? CO : Cout;
+  double acc[CO > 0 ? CO : 1];
+  double* a = CO > 0 ? acc : zi;
+  for (int o = 0; o < co; ++o) a[o] = b[o];
+  for (size_t q = 0; q < nq; ++q) {
+    const double hv = h[q];
+    const double* __restrict wq = wt + q * co;
+    for (int o = 0; o < co; ++o) a[o] += hv * wq[o];
+  }
+  if (CO > 0) for (int o = 0; o < co; ++o) zi[o] = a[o];
+}
+}  // namespace
+
+void exact_rows(const float* x, int Tx, int Cin, const int64_t* n, const int64_t* t, int64_t len, const double* wt,
+                int K, int Cout, const double* b, const double* a, const double* s, int d, double* z) {
+  at::parallel_for(0, len, 32, [&](int64_t i0, int64_t i1) {
+    std::vector<double> h((size_t)K * Cin);
+    for (int64_t i = i0; i < i1; ++i) {
+      const float* xr = x + ((size_t)n[i] * Tx + t[i]) * Cin;
+      for (int j = 0; j < K; ++j)
+        for (int k = 0; k < Cin; ++k) h[(size_t)j * Cin + k] = a[k] * xr[(size_t)j * d * Cin + k] + s[k];
+      // the same sum as exact_conv, in the same order, for every output channel at once
+      if (Cout == 64) exact_row<64>(h.data(), h.size(), wt, Cout, b, z + (size_t)i * Cout);
+      else exact_row<0>(h.data(), h.size(), wt, Cout, b, z + (size_t)i * Cout);
+    }
+  });
+}
+
+void exact_taps(const double* h, int C, const int64_t* idx, const int64_t* c, int64_t len, const double* w, int K,
+                const double* b, const double* a, const double* s, bool relu, double* z) {
+  at::parallel_for(0, len, 256, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const double* wc = w + (size_t)c[i] * K * C;
+      double acc = b[c[i]];
+      for (int j = 0; j < K; ++j) {
+        const double* hj = h + (size_t)idx[i * K + j] * C;
+        const double* wj = wc + (size_t)j * C;
+        for (int k = 0; k < C; ++k) acc += (a[k] * (relu ? std::max(hj[k], 0.0) : hj[k]) + s[k]) * wj[k];
+      }
+      z[i] = acc;
+    }
+  });
+}
+
 }  // namespace alsnet
