@@ -6,9 +6,11 @@ A multiply-add counts as 2 FLOPs. *Direct* FLOPs are what ``nn.Conv1d`` computes
 window, conv k (taps r, dilation d) has ``T_k * Cin * Cout * r * 2`` forward; a training
 step adds the input gradient (not for conv1, whose input needs none) and the weight
 gradient, each as large as the forward. *Winograd* FLOPs are what the ``winograd`` kernels
-compute for conv2 F(4, 9) and conv3 F(6, 7): per tile of m outputs, the alpha channel-mixing
-products (``alpha * Cin * Cout * 2``) plus the input transform (94 multiply-adds per
-channel with symmetric points) and the output transform (``m * alpha`` per channel).
+compute, with the tile sizes the code uses (inference: F(6, 9) for conv2 and F(8, 7) for
+conv3; the training step: F(4, 9) and F(6, 7)): per tile of m outputs, the alpha
+channel-mixing products (``alpha * Cin * Cout * 2``) plus the input transform (94
+multiply-adds per channel with symmetric points at alpha = 12, 124 at 14) and the output
+transform (``m * alpha`` per channel).
 The peak is measured, not looked up: the best of several float32 GEMMs (``torch.mm``,
 MKL on x86, 2048 x 2048) with ``--threads`` threads, i.e. what this CPU's vector units
 reach with the instruction set PyTorch dispatches (``torch.backends.cpu.get_cpu_capability()``).
@@ -24,9 +26,23 @@ import torch
 
 #: (Cin, Cout, taps, dilation) of ALSNet's convolutions (alsnet.model.network).
 CONVS = ((1, 32, 11, 1), (32, 64, 9, 2), (64, 128, 7, 3))
-#: Winograd (m, alpha) per convolution as the kernels run them (conv1 is direct).
-WINOGRAD = (None, (4, 12), (6, 12))
-PAIRED_INPUT_MACS = 94   # input-transform multiply-adds per channel and tile, alpha = 12 (csrc/winograd.cpp)
+
+
+def tiles(training: bool) -> tuple:
+    """Winograd (m, alpha) per convolution as the kernels run them (conv1 is direct): the
+    inference engine's tiles (``backends.WINOGRAD_M``) or the training step's (``train_step.TILES``)."""
+    from alsnet.engine.backends import WINOGRAD_M
+    from alsnet.engine.train_step import TILES
+
+    m2, m3 = TILES["forward"] if training else WINOGRAD_M["winograd"]
+    return None, (m2, m2 + 9 - 1), (m3, m3 + 7 - 1)
+
+
+def paired_input_macs(a: int) -> int:
+    """Input-transform multiply-adds per channel and tile with symmetric points (csrc/winograd.cpp):
+    rows 0 and alpha-1 in full, each further pair of rows one even and one odd half-sum plus
+    their sum and difference (94 at alpha = 12)."""
+    return 2 * a + (a - 2) // 2 * (a + 2)
 
 
 def direct_flops(n_times: int) -> dict:
@@ -47,15 +63,15 @@ def winograd_flops(n_times: int, training: bool = False) -> int:
     Winograd too (each counted like the forward) and conv1's weight gradient direct (the
     float64 re-evaluation of near ties not counted)."""
     t, total = n_times, 0
-    for (cin, cout, r, d), wg in zip(CONVS, WINOGRAD):
+    for (cin, cout, r, d), wg in zip(CONVS, tiles(training)):
         t -= (r - 1) * d
         passes = (2 if wg is None else 3) if training else 1
         if wg is None:
             total += passes * 2 * t * cin * cout * r
             continue
         m, a = wg
-        tiles = -(-t // m)
-        total += passes * tiles * (2 * a * cin * cout + 2 * PAIRED_INPUT_MACS * cin + 2 * m * a * cout)
+        n_tiles = -(-t // m)
+        total += passes * n_tiles * (2 * a * cin * cout + 2 * paired_input_macs(a) * cin + 2 * m * a * cout)
     return total + (3 if training else 1) * 2 * (128 * 64 + 64)
 
 

@@ -50,7 +50,9 @@ FAITHFUL = ("eager", "folded", "fused", "winograd", "onnx", "compiled")
 # Inputs longer than this are scored in overlapping time segments (the max pool is
 # associative), so memory stays bounded for hour-long recordings.
 MAX_SEGMENT = 1 << 17
-WINOGRAD_M = {"winograd": (4, 6), "fused": (1, 1)}
+#: Output tile sizes (conv2, conv3) of the inference kernels: Winograd F(6, 9) and F(8, 7)
+#: (alpha = 14, see alsnet.engine.winograd), or 1 for direct convolutions (``fused``).
+WINOGRAD_M = {"winograd": (6, 8), "fused": (1, 1)}
 
 
 def set_threads(n: int | None) -> int:
@@ -292,13 +294,23 @@ def describe(backend: str = "auto", fast_training: bool = True) -> dict:
     ``inference``: the engine :class:`InferenceEngine` ``(model, backend)`` would run
     (``"winograd-avx512"``); ``training_step``: ``"fast-<isa>"`` for :func:`train_forward`
     on the kernels, else ``"eager"``; ``kernels``: the instruction set of the C++ kernels or
-    ``None``, with ``kernels_unavailable`` saying why.
+    ``None``, with ``kernels_unavailable`` saying why; ``tiles``: the Winograd output tiles
+    (conv2, conv3) of whichever of the two runs on the kernels.
     """
     from alsnet.engine import kernels
+    from alsnet.engine.train_step import TILES
 
     isa = kernels.ensure()
-    out = {"inference": backend_name(resolve(backend)),
+    name = resolve(backend)
+    out = {"inference": backend_name(name),
            "training_step": f"fast-{isa}" if fast_training and isa else "eager", "kernels": isa}
+    tiles = {}
+    if isa and name in WINOGRAD_M:
+        tiles["inference"] = list(WINOGRAD_M[name])
+    if isa and fast_training:
+        tiles["training_step"] = list(TILES["forward"])
+    if tiles:
+        out["tiles"] = tiles
     if isa is None:
         out["kernels_unavailable"] = kernels.error()
     return out
