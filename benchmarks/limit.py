@@ -7,7 +7,8 @@ window, conv k (taps r, dilation d) has ``T_k * Cin * Cout * r * 2`` forward; a 
 step adds the input gradient (not for conv1, whose input needs none) and the weight
 gradient, each as large as the forward. *Winograd* FLOPs are what the ``winograd`` kernels
 compute, with the tile sizes the code uses (inference: F(6, 9) for conv2 and F(8, 7) for
-conv3; the training step: F(4, 9) and F(6, 7)): per tile of m outputs, the alpha
+conv3; the training step: F(4, 9) and F(6, 7) forward, F(6, 9) and F(8, 7) for both
+gradients): per tile of m outputs, the alpha
 channel-mixing products (``alpha * Cin * Cout * 2``) plus the input transform (94
 multiply-adds per channel with symmetric points at alpha = 12, 124 at 14) and the output
 transform (``m * alpha`` per channel).
@@ -28,13 +29,14 @@ import torch
 CONVS = ((1, 32, 11, 1), (32, 64, 9, 2), (64, 128, 7, 3))
 
 
-def tiles(training: bool) -> tuple:
+def tiles(pass_name: str = "inference") -> tuple:
     """Winograd (m, alpha) per convolution as the kernels run them (conv1 is direct): the
-    inference engine's tiles (``backends.WINOGRAD_M``) or the training step's (``train_step.TILES``)."""
+    inference engine's tiles (``backends.WINOGRAD_M``) or those of one pass of the training
+    step (``train_step.TILES``: ``forward``, ``input_grad``, ``weight_grad``)."""
     from alsnet.engine.backends import WINOGRAD_M
     from alsnet.engine.train_step import TILES
 
-    m2, m3 = TILES["forward"] if training else WINOGRAD_M["winograd"]
+    m2, m3 = WINOGRAD_M["winograd"] if pass_name == "inference" else TILES[pass_name]
     return None, (m2, m2 + 9 - 1), (m3, m3 + 7 - 1)
 
 
@@ -59,20 +61,23 @@ def direct_flops(n_times: int) -> dict:
 
 def winograd_flops(n_times: int, training: bool = False) -> int:
     """FLOPs per window of the ``winograd`` inference path (conv1 direct, conv2/conv3 Winograd);
-    ``training``: the ``fast`` step, whose input and weight gradients of conv2/conv3 are
-    Winograd too (each counted like the forward) and conv1's weight gradient direct (the
-    float64 re-evaluation of near ties not counted)."""
-    t, total = n_times, 0
-    for (cin, cout, r, d), wg in zip(CONVS, tiles(training)):
-        t -= (r - 1) * d
-        passes = (2 if wg is None else 3) if training else 1
-        if wg is None:
-            total += passes * 2 * t * cin * cout * r
-            continue
-        m, a = wg
-        n_tiles = -(-t // m)
-        total += passes * n_tiles * (2 * a * cin * cout + 2 * paired_input_macs(a) * cin + 2 * m * a * cout)
-    return total + (3 if training else 1) * 2 * (128 * 64 + 64)
+    ``training``: the ``fast`` step, its forward, input gradient and weight gradient of
+    conv2/conv3 each counted like a forward on that pass's tiles, conv1's weight gradient
+    direct (the float64 re-evaluation of near ties not counted)."""
+    passes = ("forward", "input_grad", "weight_grad") if training else ("inference",)
+    total = 0
+    for name in passes:
+        t = n_times
+        for (cin, cout, r, d), wg in zip(CONVS, tiles(name)):
+            t -= (r - 1) * d
+            if wg is None:
+                if name != "input_grad":    # conv1: forward and weight gradient, no input gradient
+                    total += 2 * t * cin * cout * r
+                continue
+            m, a = wg
+            n_tiles = -(-t // m)
+            total += n_tiles * (2 * a * cin * cout + 2 * paired_input_macs(a) * cin + 2 * m * a * cout)
+    return total + len(passes) * 2 * (128 * 64 + 64)
 
 
 def gemm_peak(threads: int, n: int = 2048, reps: int = 7) -> float:

@@ -207,7 +207,8 @@ def test_runs_and_cards_are_told_which_backend_computes_them(monkeypatch):
 
     if ISA:
         assert describe("auto", True) == {"inference": f"winograd-{ISA}", "training_step": f"fast-{ISA}",
-                                          "kernels": ISA, "tiles": {"inference": [6, 8], "training_step": [4, 6]}}
+                                          "kernels": ISA, "tiles": {"inference": [6, 8], "training_step": {
+                                              "forward": [4, 6], "input_grad": [6, 8], "weight_grad": [6, 8]}}}
         assert describe("folded", False) == {"inference": "folded", "training_step": "eager", "kernels": ISA}
     monkeypatch.setattr(kernels, "_state", {"isa": None, "error": "no C++ compiler"})
     assert describe("auto", True) == {"inference": "folded", "training_step": "eager", "kernels": None,

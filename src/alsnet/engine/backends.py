@@ -295,7 +295,7 @@ def describe(backend: str = "auto", fast_training: bool = True) -> dict:
     (``"winograd-avx512"``); ``training_step``: ``"fast-<isa>"`` for :func:`train_forward`
     on the kernels, else ``"eager"``; ``kernels``: the instruction set of the C++ kernels or
     ``None``, with ``kernels_unavailable`` saying why; ``tiles``: the Winograd output tiles
-    (conv2, conv3) of whichever of the two runs on the kernels.
+    (conv2, conv3) of whichever of the two runs on the kernels (the training step's per pass).
     """
     from alsnet.engine import kernels
     from alsnet.engine.train_step import TILES
@@ -308,7 +308,7 @@ def describe(backend: str = "auto", fast_training: bool = True) -> dict:
     if isa and name in WINOGRAD_M:
         tiles["inference"] = list(WINOGRAD_M[name])
     if isa and fast_training:
-        tiles["training_step"] = list(TILES["forward"])
+        tiles["training_step"] = {k: list(v) for k, v in TILES.items()}
     if tiles:
         out["tiles"] = tiles
     if isa is None:

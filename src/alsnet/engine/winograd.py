@@ -14,11 +14,12 @@ over channels, around register-blocked GEMMs, in ``csrc/winograd.cpp``.
 The interpolation points were chosen by measuring the float32 error on ReLU-like data
 (largest error / largest output about 6e-6 for F(6, 7) and 5e-6 for F(4, 9), against
 1e-6 for a direct float32 convolution); ``tests/test_fast.py`` and the parity check of
-``benchmarks/bench.py`` hold the whole network to that. The training step uses those
-tiles (its gradients must match eager autograd to float32 rounding). Inference, where only
-the logits count, uses one size larger, F(6, 9) and F(8, 7) (alpha = 14: 2.3 and 1.75
-multiplies per output instead of 3 and 2, about 2e-5 and 3e-5 error by the same measure):
-about 10-20 % faster, logits within 2e-4 of eager's on real windows.
+``benchmarks/bench.py`` hold the whole network to that. The training step's forward uses
+those tiles (the exact re-evaluation of near ties relies on its small rounding). Inference
+and the training step's gradients use one size larger, F(6, 9) and F(8, 7) (alpha = 14:
+2.3 and 1.75 multiplies per output instead of 3 and 2, about 2e-5 and 3e-5 error by the
+same measure): inference 10-20 % faster with logits within 2e-4 of eager's on real windows,
+the gradients still several times closer to float64 than eager float32's.
 
 The kernels are a PyTorch C++ extension (``torch.ops.alsnet.*``), built once per machine
 for the CPU's instruction set by :mod:`alsnet.engine.kernels`. Where they cannot be
