@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,6 +164,17 @@ def test_a_nested_baseline_run_scores_every_subject_once_and_records_its_choices
     for c in m["choices"].values():
         assert c["chosen_params"]["n_neighbors"] in (5, 15, 45)
         assert c["scored_by"].startswith("mean of the inner models")
+    # every finished inner fold says which code finished it (a resumed run may span commits)
+    import subprocess
+
+    done = json.loads((tmp_path / "run" / "outer-0" / "inner-0" / "done.json").read_text())
+    head = subprocess.run(["git", "-C", str(Path(nested.__file__).parent), "rev-parse", "--short=12", "HEAD"],
+                          capture_output=True, text=True)
+    commit = done["versions"]["alsnet_commit"]
+    if head.returncode == 0:
+        assert commit.split("-")[0] == head.stdout.strip()
+    else:
+        assert commit is None
     # resuming a finished run recomputes the same metrics from the committed folds
     again = nested.run(nested.NestedExperiment.from_dict({**exp.to_dict()}), resume=True, progress=False)
     assert again["subject"]["confusion_matrix"] == m["subject"]["confusion_matrix"]

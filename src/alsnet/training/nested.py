@@ -369,7 +369,9 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
                 info = _inner_alsnet(exp, ws, task, train, val, fold.test, d, seed, progress)
             else:
                 info = _inner_baseline(exp, ws, task, features, train, val, fold.test, d, seed)
-            write_json(d / "done.json", {"seconds": round(time.perf_counter() - t1, 1), "seed": seed, **info})
+            # which code and kernels finished this fold (a run resumed across sessions may span commits)
+            write_json(d / "done.json", {"seconds": round(time.perf_counter() - t1, 1), "seed": seed, **info,
+                                         "versions": versions()})
             _hook(exp, d)
         frames.append(_finish_outer(exp, ws, task, fold, od))
         _hook(exp, od)

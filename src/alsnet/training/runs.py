@@ -33,6 +33,24 @@ def is_rank_zero() -> bool:
         and os.environ.get("RANK", "0") == "0"
 
 
+def code_commit() -> str | None:
+    """The git commit of the alsnet code that runs (``"-dirty"`` appended when its files differ
+    from it), or ``None`` outside a git checkout (an installed wheel)."""
+    import subprocess
+
+    src = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"], capture_output=True,
+                              text=True, timeout=10)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(src), "status", "--porcelain", "--untracked-files=no", "--", "."],
+                               capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+
+
 def versions() -> dict:
     import lightning
     import scipy
@@ -41,7 +59,8 @@ def versions() -> dict:
 
     from alsnet import __version__
 
-    return {"alsnet": __version__, "python": sys.version.split()[0], "torch": torch.__version__,
+    return {"alsnet": __version__, "alsnet_commit": code_commit(), "python": sys.version.split()[0],
+            "torch": torch.__version__,
             "lightning": lightning.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
             "scikit-learn": sklearn.__version__, "platform": platform.platform(),
             "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count()}
