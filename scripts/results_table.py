@@ -1,6 +1,10 @@
 """Print a markdown table of metrics.json files (the tables in docs/results.md come from here).
 
     python scripts/results_table.py runs/paper-als-vs-normal runs/paper-svm ...
+
+Window and recording levels: the point value and its subject-bootstrap 95 % interval.
+Subject level: accuracy, sensitivity and specificity as proportions of subjects (``k/n``)
+with Wilson 95 % intervals; balanced accuracy and ROC AUC without an interval.
 """
 
 from __future__ import annotations
@@ -21,6 +25,34 @@ def fmt(v, ci=None) -> str:
     return s
 
 
+def subject_cells(v: dict, task_name: str) -> list[str]:
+    """Subject-level cells: proportions as ``k/n`` with their Wilson 95 % interval (a bootstrap
+    over a handful of subjects collapses to a point, [100, 100] when all are right); the
+    balanced accuracy and AUC, not proportions, without an interval."""
+    from alsnet.data.labels import get_task
+    from alsnet.evaluation.stats import proportion
+
+    cm = v.get("confusion_matrix")
+    if not cm:
+        return [fmt(v.get(k)) for k in METRICS]
+    classes = list(get_task(task_name).classes)
+    a = classes.index("als")
+    n_cls = [sum(row) for row in cm]
+    right = sum(cm[i][i] for i in range(len(cm)))
+    sens_k, sens_n = cm[a][a], n_cls[a]
+    spec_k = sum(cm[i][j] for i in range(len(cm)) for j in range(len(cm)) if i != a and j != a)
+    spec_n = sum(n_cls) - n_cls[a]
+
+    def prop(k: int, n: int) -> str:
+        p = proportion(int(k), int(n))
+        if p["value"] is None:
+            return "n/a"
+        return f"{int(k)}/{int(n)} = {100 * p['value']:.1f} [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]"
+
+    return [prop(right, sum(n_cls)), prop(sens_k, sens_n), prop(spec_k, spec_n),
+            fmt(v.get("balanced_accuracy")), fmt(v.get("roc_auc"))]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
@@ -39,7 +71,8 @@ def main() -> None:
                 continue
             cis = v.get("ci") or {}
             cells = [m["model"], m["task"], proto, lvl, str(v.get("n"))]
-            cells += [fmt(v.get(k), cis.get(k)) for k in METRICS]
+            cells += (subject_cells(v, m["task"]) if lvl == "subject"
+                      else [fmt(v.get(k), cis.get(k)) for k in METRICS])
             print("| " + " | ".join(cells) + " |")
 
 
