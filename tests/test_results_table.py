@@ -1,0 +1,29 @@
+"""scripts/results_table.py: subject rows are proportions with Wilson intervals, never a collapsed bootstrap."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_subject_rows_give_counts_and_wilson_intervals(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    subject = {"n": 14, "accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0, "balanced_accuracy": 1.0,
+               "roc_auc": 1.0, "confusion_matrix": [[8, 0], [0, 6]],
+               "ci": {k: [1.0, 1.0] for k in ("accuracy", "sensitivity", "specificity", "balanced_accuracy",
+                                              "roc_auc")}}
+    window = {"n": 100, "accuracy": 0.9, "ci": {"accuracy": [0.85, 0.95]}}
+    (run / "metrics.json").write_text(json.dumps({"model": "rf", "task": "als-vs-normal", "protocol": "loso",
+                                                  "window": window, "subject": subject}))
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_table.py"), str(run)],
+                         capture_output=True, text=True, check=True).stdout
+    rows = {line.split("|")[4].strip(): line for line in out.splitlines()[2:]}
+    assert "90.00 [85.0, 95.0]" in rows["window"]                       # bootstrap kept where sound
+    assert "14/14 = 100.0 [78, 100]" in rows["subject"]                 # Wilson 95 % of 14/14
+    assert "6/6 = 100.0 [61, 100]" in rows["subject"] and "8/8 = 100.0 [68, 100]" in rows["subject"]
+    assert "[100.0, 100.0]" not in rows["subject"]
