@@ -164,6 +164,9 @@ def test_a_nested_baseline_run_scores_every_subject_once_and_records_its_choices
     for c in m["choices"].values():
         assert c["chosen_params"]["n_neighbors"] in (5, 15, 45)
         assert c["scored_by"].startswith("mean of the inner models")
+    # the time of every inner fit, summed over the sessions (here one) it ran in
+    assert 0 < m["inner_time_s"] == pytest.approx(sum(
+        json.loads(p.read_text())["seconds"] for p in (tmp_path / "run").glob("outer-*/inner-*/done.json")), abs=0.5)
     # every finished inner fold says which code finished it (a resumed run may span commits)
     import subprocess
 

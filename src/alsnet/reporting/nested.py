@@ -126,7 +126,19 @@ def summary_row(run_dir: str | Path) -> dict:
             "subjects right (Wilson 95 %)": f"{sp['k']}/{sp['n']} [{100 * sp['wilson'][0]:.0f}, "
                                             f"{100 * sp['wilson'][1]:.0f}]",
             "subject AUC": "n/a" if m["subject"]["roc_auc"] is None else f"{100 * m['subject']['roc_auc']:.1f}",
-            "subject log-loss": f"{_subject_ll(run):.3f}"}
+            "subject log-loss": f"{_subject_ll(run):.3f}",
+            "inner fits (h)": f"{_inner_hours(run, m):.2f}"}
+
+
+def _inner_hours(run: Path, m: dict) -> float:
+    """Hours the run's inner fits took, over every session it ran in (older metrics.json
+    files lack ``inner_time_s``: it is summed from the folds then)."""
+    from alsnet.training.nested import inner_seconds
+
+    s = m.get("inner_time_s")
+    if s is None:
+        s = sum(inner_seconds(d.parent) for d in run.glob("*/inner-*/done.json"))
+    return s / 3600
 
 
 def _subject_ll(run: Path) -> float:

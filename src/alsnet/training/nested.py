@@ -386,6 +386,18 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
     return finish(run_dir, exp, task, pred, folds, wall_s=time.perf_counter() - t0)
 
 
+def inner_seconds(d: Path) -> float:
+    """Seconds one finished inner fold took over all the sessions it ran in: the sum of its
+    epochs' wall times (``history.csv``) where it has them, else its ``done.json`` (baselines,
+    which fit in one go)."""
+    hist = d / "history.csv"
+    if hist.is_file():
+        col = pd.read_csv(hist).get("seconds")
+        if col is not None and len(col):
+            return float(col.sum())
+    return float(read_json(d / "done.json").get("seconds", 0.0))
+
+
 def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame, folds: list[NestedFold], *,
            wall_s: float) -> dict:
     """metrics.json from the outer folds' predictions and selections."""
@@ -407,7 +419,11 @@ def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame,
                                                                "calibrator", "decision_rule", "criterion",
                                                                "chosen_on", "scored_by")}
                                 for name, s in sels.items()},
-                    "wall_time_s": round(wall_s, 1)})
+                    # the last process alone (a resumed run's earlier sessions are not in it) ...
+                    "wall_time_s": round(wall_s, 1),
+                    # ... and every inner fold's own time, summed over the sessions it ran in
+                    "inner_time_s": round(sum(inner_seconds(run_dir / f.name / name)
+                                              for f in folds for name, _, _ in f.inner), 1)})
     write_json(run_dir / "metrics.json", metrics)
     _hook(exp, run_dir)
     return metrics
