@@ -187,7 +187,7 @@ class _Features(torch.autograd.Function):
         dW3 += torch.einsum("nc,ncjk->ckj", sp.double(), h2rows).float()
         db3 = (dbias3 + sp.double().sum(0)).float()
         # ---- conv3 input gradient dh2 (+ sums for BN2), then dz2 in place
-        res = fc.wino_conv(z3, _flipped_u(w3, B3), torch.zeros(64), B3, d3, pad=(r - 1) * d3,
+        res = fc.wino_conv(z3, _flipped_u(w3, B3), torch.zeros(64), B3, d3, pad=(r - 1) * d3, cheap_input=True,
                            scale=k2_3.float(), shift=k1_3.float(), mask=1, aux=z2)
         dh2 = res["out"]
         add = torch.einsum("nc,ckj->ncjk", sp, w3).reshape(-1, w3.shape[1])      # (N*128*7, 64)
@@ -202,7 +202,7 @@ class _Features(torch.autograd.Function):
         w2 = c2.weight.detach()
         dU2, dbias2 = fc.wino_wgrad(r1, dz2, W2m, 9, 2, xscale=a1.float(), xshift=s1.float())
         dW2 = fc.weight_grad_from_u(dU2, W2m, 9)
-        res = fc.wino_conv(dz2, _flipped_u(w2, B2), torch.zeros(32), B2, 2, pad=16, aux=r1)
+        res = fc.wino_conv(dz2, _flipped_u(w2, B2), torch.zeros(32), B2, 2, pad=16, aux=r1, cheap_input=True)
         del dz2
         with fc.single_thread():
             k1_1, k2_1, dg1, db1n = _bn_bwd_consts(res["auxsums"][0], res["auxsums"][1], a1, mu1, sg1, n1, train)

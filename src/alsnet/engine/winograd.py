@@ -186,8 +186,8 @@ def wino_conv(x: torch.Tensor, U: torch.Tensor, bias: torch.Tensor, m: int, d: i
     (``argmax=False``: no ``argmm``; with nothing else asked, the extremes are then
     reduced per tile in registers, the inference path). ``cheap_input``: the input
     transform in half-sums of symmetric points (a third fewer multiply-adds, a little more
-    rounding: enough to push conv1's bias gradient past the float32 tolerance of
-    tests/test_fast.py, so inference only).
+    rounding: in the training forward enough to push conv1's bias gradient past the float32
+    tolerance of tests/test_fast.py, so inference and the training step's input gradients only).
     """
     N, Tx, Cin = x.shape
     A, _, Cout = U.shape
