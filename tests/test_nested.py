@@ -243,3 +243,70 @@ def test_seed_summary_groups_runs_that_differ_only_in_their_seed(tmp_path, sim_d
     assert knn["window bal. acc."] == "75.0 (70.0-80.0)"
     np.testing.assert_allclose(knn["_window bal. acc."], [70.0, 80.0])
     assert table.loc["als-vs-normal, svm", "n seeds"] == 1
+
+
+# --------------------------------------------------------------------------- per-fold budget
+
+def _budget_run(tmp_path, sim_dir, chosen: dict[str, int]):
+    """A stand-in for a finished nested ALSNet run: the split of a real (kNN) run on ``sim_dir``,
+    and a selection.json with ``chosen_epoch`` for each outer fold in ``chosen``."""
+    _run_nested(tmp_path, sim_dir, "budget-src")
+    src = tmp_path / "budget-src"
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["model"] = "alsnet"
+    (src / "config.json").write_text(json.dumps(cfg))
+    for name, e in chosen.items():
+        (src / name).mkdir(exist_ok=True)
+        (src / name / "selection.json").write_text(json.dumps({"chosen_epoch": e}))
+    return src, cfg["split"]["folds_detail"]
+
+
+def test_the_budget_of_an_outer_fold_comes_from_the_same_fold_of_the_budget_run(tmp_path, sim_dir):
+    import alsnet.training.nested as nested
+    from alsnet.errors import AlsnetError
+    from alsnet.training.recipe import Recipe
+
+    src, detail = _budget_run(tmp_path, sim_dir, {"outer-0": 3, "outer-1": 7})
+    exp = nested.NestedExperiment(data=str(sim_dir), out=str(tmp_path / "x"), recipe=Recipe(max_epochs=40),
+                                  budget_from=str(src), budget_margin=5)
+    b = nested.fold_budget(exp, "outer-0", detail)
+    assert b["max_epochs"] == 3 + 1 + 5 and b["budget_run_chosen_epoch"] == 3
+    assert b["chosen_on"].endswith("outer-0/selection.json")
+    assert nested.fold_budget(exp, "outer-1", detail)["max_epochs"] == 13
+    exp.recipe = Recipe(max_epochs=10)                     # never beyond the recipe's cap
+    assert nested.fold_budget(exp, "outer-1", detail)["max_epochs"] == 10
+    with pytest.raises(AlsnetError, match="not chosen an epoch for outer-2"):
+        nested.fold_budget(exp, "outer-2", detail)          # that fold is not finished there
+    other = [dict(f) for f in detail]
+    other[0] = {**other[0], "test_subjects": ["somebody-else"]}
+    with pytest.raises(AlsnetError, match="other subjects"):
+        nested.fold_budget(exp, "outer-0", other)
+    exp.budget_from = None
+    assert nested.fold_budget(exp, "outer-0", detail) is None
+
+
+def test_the_procedure_on_all_subjects_takes_the_largest_budget_of_the_outer_folds(tmp_path, sim_dir):
+    import alsnet.training.nested as nested
+    from alsnet.training.recipe import Recipe
+
+    src, detail = _budget_run(tmp_path, sim_dir, {f"outer-{k}": e for k, e in enumerate((2, 0, 5, 1, 4))})
+    exp = nested.NestedExperiment(data=str(sim_dir), out=str(tmp_path / "x"), outer="none",
+                                  recipe=Recipe(max_epochs=40), budget_from=str(src), budget_margin=2)
+    b = nested.fold_budget(exp, "all-subjects", [{"name": "all-subjects"}])
+    assert b["max_epochs"] == 5 + 1 + 2 and "largest chosen epoch" in b["chosen_on"]
+
+
+@pytest.mark.slow
+def test_a_budgeted_run_trains_its_folds_to_their_budget_and_records_it(tmp_path, sim_dir):
+    from alsnet.training.recipe import Recipe
+
+    src, _ = _budget_run(tmp_path, sim_dir, {"outer-0": 0})
+    sel = _run_nested(tmp_path, sim_dir, "budgeted", model="alsnet", budget_from=str(src), budget_margin=1,
+                      recipe=Recipe(max_epochs=5, train_crop=0.05, recalibration_windows=8))
+    assert sel["budget"]["max_epochs"] == 2 and sel["budget"]["budget_run_chosen_epoch"] == 0
+    assert len(sel["curves"]["subject_log_loss"]) == 2          # trained 2 epochs, not 5
+    done = json.loads((tmp_path / "budgeted" / "outer-0" / "inner-0" / "done.json").read_text())
+    assert done["max_epochs"] == 2 and done["epochs"] == 2
+    cfg = json.loads((tmp_path / "budgeted" / "config.json").read_text())
+    assert cfg["experiment"]["budget_from"] == str(src)
+    assert any("max_epochs per outer fold" in d for d in cfg["deviations"])

@@ -50,6 +50,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="seed of the outer and inner splits (default 0; --seed seeds the training)")
     n.add_argument("--outer-fold", action="append", dest="only_outer", metavar="NAME",
                    help="run only this outer fold (repeatable), e.g. outer-0")
+    n.add_argument("--budget-from", metavar="RUN_DIR",
+                   help="ALSNet: train each outer fold's inner models for the epoch that nested run (same split) "
+                        "chose for the same outer fold + --budget-margin, at most --max-epochs")
+    n.add_argument("--budget-margin", type=int, default=10, metavar="N",
+                   help="epochs beyond --budget-from's chosen epoch (default 10)")
     n.add_argument("--on-fold-done", metavar="CMD",
                    help="shell command run on the new config.json, after each finished inner and outer "
                         "fold and on the finished run ({dir} = that path; e.g. commit its files: see "
@@ -104,7 +109,8 @@ def nested_from_args(args: argparse.Namespace) -> NestedExperiment:
                             outer_k=args.folds, inner_k=args.inner_folds, split_seed=args.split_seed,
                             seed=args.seed, recipe=exp.recipe, invalid=args.invalid, n_boot=args.n_boot,
                             eval_backend=args.backend, only_outer=args.only_outer,
-                            on_fold_done=args.on_fold_done, trainer=exp.trainer, read=exp.read)
+                            on_fold_done=args.on_fold_done, trainer=exp.trainer, read=exp.read,
+                            budget_from=args.budget_from, budget_margin=args.budget_margin)
 
 
 def _is_nested_run(path: str) -> bool:

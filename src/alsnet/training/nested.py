@@ -39,7 +39,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -85,6 +85,11 @@ class NestedExperiment(RecipeConfig):
     trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
     #: Reader options for every file (fs, scale, channel); a labels.csv row's own columns win.
     read: dict = field(default_factory=dict)
+    #: A finished-or-running nested ALSNet run on the same split whose outer folds' chosen epochs
+    #: set this run's budget, fold by fold (:func:`fold_budget`); ``None``: ``recipe.max_epochs``.
+    budget_from: str | None = None
+    #: Epochs trained beyond the chosen epoch of ``budget_from``'s same outer fold.
+    budget_margin: int = 10
 
 
 def _say(msg: str) -> None:
@@ -122,20 +127,73 @@ def _hook(exp: NestedExperiment, path: Path) -> None:
 
 # --------------------------------------------------------------------------- inner folds
 
+def fold_budget(exp: NestedExperiment, fold: str, folds_detail: list[dict]) -> dict | None:
+    """The epoch budget of one outer fold, set by ``exp.budget_from`` (``None`` without it).
+
+    The budget run's chosen epoch *of the same outer fold* (made from that fold's pooled inner
+    out-of-fold curves, so no other fold's subjects enter) plus ``budget_margin`` epochs:
+    ``max_epochs = min(recipe.max_epochs, chosen + 1 + margin)``. Training is identical to a
+    longer run's up to the cap (the cap changes no step before it), so a budget run whose choice
+    lies below the cap would choose the same under it. For the procedure on every subject
+    (``--outer none``), which has no such fold, the largest chosen epoch over the budget run's
+    outer folds. The budget run must have the same split, and its fold must be selected.
+    """
+    if not exp.budget_from:
+        return None
+    src = Path(exp.budget_from)
+    cfg = read_json(src / "config.json")
+    if cfg.get("model") != "alsnet":
+        raise AlsnetError("--budget-from needs a nested ALSNet run", src / "config.json")
+    theirs = cfg.get("split", {}).get("folds_detail", [])
+    names = [f["name"] for f in theirs]
+    def chosen_epoch(name: str) -> int:
+        f = src / name / "selection.json"
+        if not f.is_file():
+            raise AlsnetError(f"the budget run has not chosen an epoch for {name} yet (finish it first)", f)
+        try:
+            return int(read_json(f)["chosen_epoch"])
+        except (KeyError, TypeError, ValueError):
+            raise AlsnetError("no chosen_epoch in it", f) from None
+
+    if fold in names:
+        if theirs[names.index(fold)] != next(f for f in folds_detail if f["name"] == fold):
+            raise AlsnetError(f"its {fold} holds other subjects than this run's (another split or data set?)", src)
+        chosen, on = chosen_epoch(fold), f"{src.name}/{fold}/selection.json"
+    else:
+        epochs = [chosen_epoch(n) for n in names]
+        if not epochs:
+            raise AlsnetError("no outer folds to take a budget from", src / "config.json")
+        chosen, on = max(epochs), f"the largest chosen epoch of {src.name}'s outer folds ({', '.join(names)})"
+    cap = min(exp.recipe.max_epochs, chosen + 1 + exp.budget_margin)
+    return {"max_epochs": cap, "budget_run_chosen_epoch": chosen, "margin": exp.budget_margin,
+            "chosen_on": on}
+
+
+def _deviations(exp: NestedExperiment) -> list[str]:
+    """The recipe's departures from the paper, and the per-fold budget where one is set."""
+    if exp.model != "alsnet":
+        return []
+    out = exp.recipe.deviations()
+    if exp.budget_from:
+        out.append(f"max_epochs per outer fold: the epoch {exp.budget_from} chose for that fold + 1 + "
+                   f"{exp.budget_margin}, at most {exp.recipe.max_epochs} (selection.json: budget)")
+    return out
+
+
 def _inner_alsnet(exp: NestedExperiment, ws: WindowSet, task: Task, train: np.ndarray, val: np.ndarray,
-                  test: np.ndarray, d: Path, seed: int, progress: bool) -> dict:
+                  test: np.ndarray, d: Path, seed: int, progress: bool, recipe: Recipe) -> dict:
     from alsnet.training.fold import train_alsnet_fold
     from alsnet.training.splits import Fold
 
     logger = EpochLogits(d / "epochs.npz", ws.x[test], val, test, backend=exp.eval_backend,
                          weights_dir=d / "weights" if exp.outer == "none" else None)
-    card = {"protocol": "nested", "training_data": exp.data, "recipe": exp.recipe.to_dict(),
-            "deviations": exp.recipe.deviations(), "seed": seed}
-    train_alsnet_fold(ws, Fold(d.name, train, val, np.zeros(0, dtype=np.int64)), task, exp.recipe, d,
+    card = {"protocol": "nested", "training_data": exp.data, "recipe": recipe.to_dict(),
+            "deviations": recipe.deviations(), "seed": seed}
+    train_alsnet_fold(ws, Fold(d.name, train, val, np.zeros(0, dtype=np.int64)), task, recipe, d,
                       seed=seed, trainer_kw=dict(exp.trainer), progress=progress,
                       eval_backend=exp.eval_backend, card=card, extra_callbacks=[logger.callback()],
                       score_test=False)
-    return {"epochs": logger.n_epochs}
+    return {"epochs": logger.n_epochs, "max_epochs": recipe.max_epochs}
 
 
 def _inner_baseline(exp: NestedExperiment, ws: WindowSet, task: Task, features: np.ndarray, train, val, test,
@@ -231,7 +289,8 @@ class EpochLogits:
 
 # --------------------------------------------------------------------------- outer folds
 
-def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: NestedFold, d: Path) -> pd.DataFrame:
+def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: NestedFold, d: Path,
+                  budget: dict | None = None) -> pd.DataFrame:
     """Choose from the pooled inner OOF predictions, then (only then) score the outer test windows."""
     oof, test_logits = [], []
     for name, _, val in fold.inner:
@@ -250,6 +309,7 @@ def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: Nested
     if exp.model == "alsnet":
         report["chosen_epoch"] = sel.candidate
         report["chosen_steps"] = _steps(exp, ws, fold, sel.candidate)
+        report["budget"] = budget or {"max_epochs": exp.recipe.max_epochs, "chosen_on": "the recipe"}
     else:
         from alsnet.evaluation.baselines import GRIDS
 
@@ -284,9 +344,9 @@ def _save_ensemble(exp: NestedExperiment, ws: WindowSet, task: Task, fold: Neste
             "protocol": "the nested selection procedure on every subject: an inner subject-wise "
                         f"{exp.inner_k}-fold CV, its {exp.inner_k} models at the epoch chosen on their pooled "
                         "out-of-fold predictions, averaged",
-            "selection": {k: report[k] for k in ("criterion", "chosen_epoch", "chosen_steps", "calibration",
-                                                 "oof_after", "n_oof_subjects", "inner_folds")},
-            "recipe": exp.recipe.to_dict(), "deviations": exp.recipe.deviations(), "seed": exp.seed,
+            "selection": {k: report.get(k) for k in ("criterion", "chosen_epoch", "chosen_steps", "budget",
+                                                     "calibration", "oof_after", "n_oof_subjects", "inner_folds")},
+            "recipe": exp.recipe.to_dict(), "deviations": _deviations(exp), "seed": exp.seed,
             "split_seed": exp.split_seed}
     return save_model(d / "model", members, card)
 
@@ -331,7 +391,7 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
               "split": split,
               "window": window_settings(), "seed": exp.seed, "data": exp.data, "n_windows": len(ws),
               "subjects": sorted(set(ws.subject)), "versions": versions(),
-              "deviations": exp.recipe.deviations() if exp.model == "alsnet" else [],
+              "deviations": _deviations(exp),
               "selection": "every choice from pooled inner out-of-fold predictions (alsnet.evaluation.selection)"}
     if resume or joined:
         old = read_json(run_dir / "config.json")
@@ -356,6 +416,11 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
         if (od / "predictions.csv").is_file():
             frames.append(pd.read_csv(od / "predictions.csv", dtype={"fold": str, "subject": str}))
             continue
+        budget = fold_budget(exp, fold.name, split["folds_detail"]) if exp.model == "alsnet" else None
+        recipe = replace(exp.recipe, max_epochs=budget["max_epochs"]) if budget else exp.recipe
+        if budget:
+            _say(f"[{fold.name}] budget {budget['max_epochs']} epochs: {budget['chosen_on']} chose epoch "
+                 f"{budget['budget_run_chosen_epoch']}, + {budget['margin']}")
         for i, (name, train, val) in enumerate(fold.inner):
             d = od / name
             if (d / "done.json").is_file():
@@ -366,14 +431,14 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
                  f"({', '.join(sorted(set(ws.subject[val])))}), {len(fold.test)} outer test")
             t1 = time.perf_counter()
             if exp.model == "alsnet":
-                info = _inner_alsnet(exp, ws, task, train, val, fold.test, d, seed, progress)
+                info = _inner_alsnet(exp, ws, task, train, val, fold.test, d, seed, progress, recipe)
             else:
                 info = _inner_baseline(exp, ws, task, features, train, val, fold.test, d, seed)
             # which code and kernels finished this fold (a run resumed across sessions may span commits)
             write_json(d / "done.json", {"seconds": round(time.perf_counter() - t1, 1), "seed": seed, **info,
                                          "versions": versions()})
             _hook(exp, d)
-        frames.append(_finish_outer(exp, ws, task, fold, od))
+        frames.append(_finish_outer(exp, ws, task, fold, od, budget))
         _hook(exp, od)
     if exp.outer == "none":
         _say(f"model: {run_dir / folds[0].name / 'model.safetensors'}" if exp.model == "alsnet"
@@ -413,9 +478,9 @@ def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame,
     metrics.update({"task": task.name, "model": exp.model, "protocol": f"nested-{exp.outer}",
                     "protocol_label": describe_nested(exp.outer, exp.outer_k, exp.inner_k, exp.split_seed)["label"],
                     "shares_recordings_between_train_and_test": False,
-                    "deviations": exp.recipe.deviations() if exp.model == "alsnet" else [],
+                    "deviations": _deviations(exp),
                     "window_settings": window_settings(), "seed": exp.seed, "split_seed": exp.split_seed,
-                    "choices": {name: {k: s.get(k) for k in ("chosen_epoch", "chosen_steps", "chosen_params",
+                    "choices": {name: {k: s.get(k) for k in ("chosen_epoch", "chosen_steps", "budget", "chosen_params",
                                                                "calibrator", "decision_rule", "criterion",
                                                                "chosen_on", "scored_by")}
                                 for name, s in sels.items()},
