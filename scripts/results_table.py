@@ -10,7 +10,7 @@ with Wilson 95 % intervals; balanced accuracy and ROC AUC without an interval.
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 from pathlib import Path
 
 METRICS = ("accuracy", "sensitivity", "specificity", "balanced_accuracy", "roc_auc")
@@ -53,7 +53,10 @@ def subject_cells(v: dict, task_name: str) -> list[str]:
             fmt(v.get("balanced_accuracy")), fmt(v.get("roc_auc"))]
 
 
-def main() -> None:
+def main() -> int:
+    from alsnet.errors import AlsnetError
+    from alsnet.training.runs import read_json
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--levels", default="window,recording,subject")
@@ -61,20 +64,40 @@ def main() -> None:
     head = ["model", "task", "protocol", "level", "n"] + [m.replace("_", " ") for m in METRICS]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
+    bad = 0
     for run in args.runs:
-        m = json.loads((run / "metrics.json").read_text())
-        leaky = m.get("shares_recordings_between_train_and_test")
-        proto = m["protocol"] + (" (leaky: shares recordings)" if leaky else "")
-        for lvl in args.levels.split(","):
-            v = m.get(lvl)
-            if not v:
-                continue
-            cis = v.get("ci") or {}
-            cells = [m["model"], m["task"], proto, lvl, str(v.get("n"))]
-            cells += (subject_cells(v, m["task"]) if lvl == "subject"
-                      else [fmt(v.get(k), cis.get(k)) for k in METRICS])
+        try:  # a damaged run is one line on stderr; the others are still tabulated
+            rows = run_rows(read_json(run / "metrics.json"), args.levels.split(","))
+        except AlsnetError as e:
+            print(f"results_table: {e}", file=sys.stderr)
+            bad += 1
+            continue
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            print(f"results_table: {run / 'metrics.json'}: not a metrics file this script reads "
+                  f"({type(e).__name__}: {e})", file=sys.stderr)
+            bad += 1
+            continue
+        for cells in rows:
             print("| " + " | ".join(cells) + " |")
+    return 1 if bad else 0
+
+
+def run_rows(m: dict, levels: list[str]) -> list[list[str]]:
+    """The table's rows (cells) of one run's metrics.json."""
+    leaky = m.get("shares_recordings_between_train_and_test")
+    proto = m["protocol"] + (" (leaky: shares recordings)" if leaky else "")
+    rows = []
+    for lvl in levels:
+        v = m.get(lvl)
+        if not v:
+            continue
+        cis = v.get("ci") or {}
+        cells = [m["model"], m["task"], proto, lvl, str(v.get("n"))]
+        cells += (subject_cells(v, m["task"]) if lvl == "subject"
+                  else [fmt(v.get(k), cis.get(k)) for k in METRICS])
+        rows.append(cells)
+    return rows
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -310,3 +310,17 @@ def test_a_budgeted_run_trains_its_folds_to_their_budget_and_records_it(tmp_path
     cfg = json.loads((tmp_path / "budgeted" / "config.json").read_text())
     assert cfg["experiment"]["budget_from"] == str(src)
     assert any("max_epochs per outer fold" in d for d in cfg["deviations"])
+
+
+def test_a_damaged_history_costs_the_time_column_not_the_metrics(tmp_path, capsys):
+    from alsnet.training.nested import inner_seconds
+
+    d = tmp_path / "inner-0"
+    d.mkdir()
+    (d / "done.json").write_text(json.dumps({"seconds": 12.5}))
+    (d / "history.csv").write_text("fold,epoch,seconds\ninner-0,0,3.0\ninner-0,1,4.5\n")
+    assert inner_seconds(d) == 7.5
+    (d / "history.csv").write_text("fold,epoch,seconds\ninner-0,0,3.0\ninner-0,1,\x00garbage\n")
+    assert inner_seconds(d) == 12.5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "history.csv" in err[0] and "warning" in err[0]

@@ -27,3 +27,20 @@ def test_subject_rows_give_counts_and_wilson_intervals(tmp_path):
     assert "14/14 = 100.0 [78, 100]" in rows["subject"]                 # Wilson 95 % of 14/14
     assert "6/6 = 100.0 [61, 100]" in rows["subject"] and "8/8 = 100.0 [68, 100]" in rows["subject"]
     assert "[100.0, 100.0]" not in rows["subject"]
+
+
+def test_a_damaged_metrics_file_is_one_line_and_the_other_runs_are_still_tabulated(tmp_path):
+    good, bad, odd = tmp_path / "good", tmp_path / "bad", tmp_path / "odd"
+    for d in (good, bad, odd):
+        d.mkdir()
+    (good / "metrics.json").write_text(json.dumps({"model": "rf", "task": "als-vs-normal", "protocol": "loso",
+                                                   "window": {"n": 10, "accuracy": 0.9}}))
+    (bad / "metrics.json").write_text('{"model": "rf", "task": ')         # truncated
+    (odd / "metrics.json").write_text(json.dumps({"model": "rf"}))         # no protocol
+    res = subprocess.run([sys.executable, str(ROOT / "scripts" / "results_table.py"), str(bad), str(good), str(odd)],
+                         capture_output=True, text=True)
+    assert res.returncode == 1
+    err = res.stderr.strip().splitlines()
+    assert len(err) == 2 and "Traceback" not in res.stderr
+    assert str(bad / "metrics.json") in err[0] and str(odd / "metrics.json") in err[1]
+    assert "| rf | als-vs-normal | loso | window | 10 |" in res.stdout

@@ -54,7 +54,7 @@ from alsnet.evaluation.selection import InnerOOF, ensemble_proba, select
 from alsnet.files import atomic_write_bytes
 from alsnet.training.fold import MODELS, predictions_frame
 from alsnet.training.recipe import Recipe, RecipeConfig
-from alsnet.training.runs import join_run_dir, prepare_run_dir, read_json, versions, write_csv, write_json
+from alsnet.training.runs import join_run_dir, prepare_run_dir, read_csv, read_json, versions, write_csv, write_json
 from alsnet.training.splits import NestedFold, describe_nested, make_nested_folds
 
 if TYPE_CHECKING:
@@ -457,9 +457,13 @@ def inner_seconds(d: Path) -> float:
     which fit in one go)."""
     hist = d / "history.csv"
     if hist.is_file():
-        col = pd.read_csv(hist).get("seconds")
-        if col is not None and len(col):
-            return float(col.sum())
+        try:
+            col = pd.to_numeric(read_csv(hist, need=("seconds",))["seconds"], errors="raise")
+            if len(col):
+                return float(col.sum())
+        except (AlsnetError, ValueError) as e:  # a damaged log costs the time column, not the run
+            _say(f"alsnet train: warning: {e if isinstance(e, AlsnetError) else f'{hist}: {e}'}; "
+                 f"the time in {d / 'done.json'} (the last session's) is used")
     return float(read_json(d / "done.json").get("seconds", 0.0))
 
 
