@@ -35,6 +35,8 @@ def predict_cli(tmp_path: Path, rec: Path, **env: str) -> tuple[int, dict | None
     """``alsnet predict --json`` in a fresh process with its own kernel cache under ``tmp_path``."""
     full = {k: v for k, v in os.environ.items() if k not in ("TORCH_EXTENSIONS_DIR", "ALSNET_KERNELS", "CXX")}
     full.update({"ALSNET_CACHE_DIR": str(tmp_path / "cache"), **env})
+    if ISA is not None:  # the build this process loaded (and copy_build copies), also where ALSNET_KERNELS forced it
+        full.setdefault("ALSNET_KERNELS", ISA)
     res = subprocess.run([sys.executable, "-m", "alsnet.cli.main", "predict", "--json", "--threads", "1",
                           "--fs", str(MODEL_FS), str(rec)], capture_output=True, text=True, env=full, timeout=600)
     out = json.loads(res.stdout)[0] if res.returncode in (0, 1) and res.stdout.strip() else None

@@ -5,6 +5,13 @@
 //     y = AT [ (G w) . (BT x) ]          (per input/output channel pair)
 // so alpha small GEMMs (tiles x Cin) @ (Cin x Cout) replace r*m multiply-adds per tile.
 // With BT = identity, AT = ones and m = 1 the same code is a direct convolution.
+//
+// Everything vectorised over channels is written once, for a vector type Vec (V8: 8
+// floats in a ymm register; V16: 16 in a zmm register, AVX-512 builds only). Each lane
+// does the same arithmetic in the same order whatever the width, so the two widths give
+// the same bits; the AVX-512 build takes V16 wherever the channel count allows (half the
+// instructions per multiply-add, which is what limits these loops on Zen 4, whose 512-bit
+// FMAs run at the 256-bit rate).
 #include <immintrin.h>
 
 #include <cmath>
@@ -16,17 +23,82 @@
 namespace alsnet {
 namespace {
 
-inline __m256 load_tf(const Loader& L, const float* p, int k) {
-  __m256 v = _mm256_loadu_ps(p + k);
-  if (L.mask == 2) v = _mm256_max_ps(v, _mm256_setzero_ps());
+// 8 channels per ymm register. Masks are vectors (all-ones lanes).
+struct V8 {
+  using reg = __m256;
+  using mask = __m256;
+  static constexpr int W = 8;
+  static reg zero() { return _mm256_setzero_ps(); }
+  static reg set1(float a) { return _mm256_set1_ps(a); }
+  static reg bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  static reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
+  static mask gt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static mask lt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_LT_OQ); }
+  static mask eq(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_EQ_OQ); }
+  static reg keep(mask k, reg v) { return _mm256_and_ps(v, k); }           // v where k, else 0
+  static reg select(mask k, reg a, reg b) { return _mm256_blendv_ps(a, b, k); }  // b where k, else a
+  static bool any(mask k) { return _mm256_movemask_ps(k) != 0; }
+  static mask both(mask a, mask b) { return _mm256_and_ps(a, b); }
+  static mask but(mask a, mask b) { return _mm256_andnot_ps(b, a); }       // a and not b
+  // int32 lanes carried in float registers (only moved and blended, never computed on)
+  static reg loadi(const int* p) { return _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)p)); }
+  static void storei(int* p, reg v) { _mm256_storeu_si256((__m256i*)p, _mm256_castps_si256(v)); }
+  static reg seti(int a) { return _mm256_castsi256_ps(_mm256_set1_epi32(a)); }
+};
+
+#if defined(__AVX512F__)
+// 16 channels per zmm register. Masks are __mmask16 bit masks.
+struct V16 {
+  using reg = __m512;
+  using mask = __mmask16;
+  static constexpr int W = 16;
+  static reg zero() { return _mm512_setzero_ps(); }
+  static reg set1(float a) { return _mm512_set1_ps(a); }
+  static reg bcast(const float* p) { return _mm512_set1_ps(*p); }  // folded into the FMA's {1to16}
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
+  static mask gt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static mask lt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_LT_OQ); }
+  static mask eq(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_EQ_OQ); }
+  static reg keep(mask k, reg v) { return _mm512_maskz_mov_ps(k, v); }
+  static reg select(mask k, reg a, reg b) { return _mm512_mask_blend_ps(k, a, b); }
+  static bool any(mask k) { return k != 0; }
+  static mask both(mask a, mask b) { return (mask)(a & b); }
+  static mask but(mask a, mask b) { return (mask)(a & ~b); }
+  static reg loadi(const int* p) { return _mm512_castsi512_ps(_mm512_loadu_si512(p)); }
+  static void storei(int* p, reg v) { _mm512_storeu_si512(p, _mm512_castps_si512(v)); }
+  static reg seti(int a) { return _mm512_castsi512_ps(_mm512_set1_epi32(a)); }
+};
+using VW = V16;  // the widest vector of this build
+#else
+using VW = V8;
+#endif
+
+// Channels k..k+W-1 of the row at p as the filter sees them (Loader: scale, shift, mask).
+template <class Vec>
+inline typename Vec::reg load_tf(const Loader& L, const float* p, int k) {
+  using R = typename Vec::reg;
+  R v = Vec::load(p + k);
+  const R zero = Vec::zero();
+  if (L.mask == 2) v = Vec::max(v, zero);
   if (L.scale || L.shift) {
-    __m256 s = L.scale ? _mm256_loadu_ps(L.scale + k) : _mm256_set1_ps(1.f);
-    __m256 b = L.shift ? _mm256_loadu_ps(L.shift + k) : _mm256_setzero_ps();
-    __m256 y = _mm256_fmadd_ps(v, s, b);
-    if (L.mask == 1) y = _mm256_and_ps(y, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
-    return y;
+    const R s = L.scale ? Vec::load(L.scale + k) : Vec::set1(1.f);
+    const R b = L.shift ? Vec::load(L.shift + k) : zero;
+    const R y = Vec::fmadd(v, s, b);
+    return L.mask == 1 ? Vec::keep(Vec::gt(v, zero), y) : y;
   }
-  if (L.mask) return _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GT_OQ));
+  if (L.mask) return Vec::keep(Vec::gt(v, zero), v);
   return v;
 }
 
@@ -50,88 +122,73 @@ inline bool symmetric_pairs(const float* bt, const float* at, int A, int m) {
 }
 
 // BT (A x A) applied to the A rows at logical times t0 + d*j of window xn; output xi,
-// channels k..k+7 go to V + xi*xs + (k/8)*ks. PAIRED: BT by symmetric_pairs (rows 0 and
+// channels k..k+W-1 go to V + xi*xs + (k/W)*ks. PAIRED: BT by symmetric_pairs (rows 0 and
 // A-1 in full, each pair of rows from one even and one odd half-sum).
-template <int A, bool PAIRED>
+template <int A, bool PAIRED, class Vec>
 inline void in_transform(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V, size_t xs,
                          size_t ks) {
+  using R = typename Vec::reg;
+  constexpr int W = Vec::W;
   const float* rows[A];
   for (int j = 0; j < A; ++j) {
     int s = t0 + d * j - L.off;
     rows[j] = (s >= 0 && s < L.Tx) ? xn + (size_t)s * L.C : nullptr;
   }
-  for (int k = 0; k < L.C; k += 8) {
-    __m256 xv[A];
-    for (int j = 0; j < A; ++j) xv[j] = rows[j] ? load_tf(L, rows[j], k) : _mm256_setzero_ps();
-    float* v = V + (k / 8) * ks;
+  for (int k = 0; k < L.C; k += W) {
+    R xv[A];
+    for (int j = 0; j < A; ++j) xv[j] = rows[j] ? load_tf<Vec>(L, rows[j], k) : Vec::zero();
+    float* v = V + (k / W) * ks;
     for (int xi = 0; xi < A; xi += PAIRED ? A - 1 : 1) {
-      __m256 acc = _mm256_setzero_ps();
-      for (int j = 0; j < A; ++j) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(bt + xi * A + j), xv[j], acc);
-      _mm256_storeu_ps(v + xi * xs, acc);
+      R acc = Vec::zero();
+      for (int j = 0; j < A; ++j) acc = Vec::fmadd(Vec::bcast(bt + xi * A + j), xv[j], acc);
+      Vec::store(v + xi * xs, acc);
     }
     if (!PAIRED) continue;
     for (int p = 1; p + 1 < A; p += 2) {
-      __m256 e = _mm256_setzero_ps(), o = _mm256_setzero_ps();
-      for (int j = 0; j < A; j += 2) e = _mm256_fmadd_ps(_mm256_broadcast_ss(bt + p * A + j), xv[j], e);
-      for (int j = 1; j < A; j += 2) o = _mm256_fmadd_ps(_mm256_broadcast_ss(bt + p * A + j), xv[j], o);
-      _mm256_storeu_ps(v + p * xs, _mm256_add_ps(e, o));
-      _mm256_storeu_ps(v + (p + 1) * xs, _mm256_sub_ps(e, o));
+      R e = Vec::zero(), o = Vec::zero();
+      for (int j = 0; j < A; j += 2) e = Vec::fmadd(Vec::bcast(bt + p * A + j), xv[j], e);
+      for (int j = 1; j < A; j += 2) o = Vec::fmadd(Vec::bcast(bt + p * A + j), xv[j], o);
+      Vec::store(v + p * xs, Vec::add(e, o));
+      Vec::store(v + (p + 1) * xs, Vec::sub(e, o));
     }
   }
 }
 
-#if defined(__AVX512F__)
-inline __m512 load_tf16(const Loader& L, const float* p, int k) {
-  __m512 v = _mm512_loadu_ps(p + k);
-  const __m512 zero = _mm512_setzero_ps();
-  if (L.mask == 2) v = _mm512_max_ps(v, zero);
-  if (L.scale || L.shift) {
-    const __m512 s = L.scale ? _mm512_loadu_ps(L.scale + k) : _mm512_set1_ps(1.f);
-    const __m512 b = L.shift ? _mm512_loadu_ps(L.shift + k) : zero;
-    const __m512 y = _mm512_fmadd_ps(v, s, b);
-    return L.mask == 1 ? _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), y) : y;
-  }
-  if (L.mask) return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, zero, _CMP_GT_OQ), v);
-  return v;
-}
-
-// in_transform with 16 channels per vector (C a multiple of 16, channel chunks contiguous:
-// ks == 8 in in_transform's terms): half the instructions per transform multiply-add.
-template <int A, bool PAIRED>
-inline void in_transform16(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V, size_t xs) {
-  const float* rows[A];
-  for (int j = 0; j < A; ++j) {
-    int s = t0 + d * j - L.off;
-    rows[j] = (s >= 0 && s < L.Tx) ? xn + (size_t)s * L.C : nullptr;
-  }
-  for (int k = 0; k < L.C; k += 16) {
-    __m512 xv[A];
-    for (int j = 0; j < A; ++j) xv[j] = rows[j] ? load_tf16(L, rows[j], k) : _mm512_setzero_ps();
-    float* v = V + k;
-    for (int xi = 0; xi < A; xi += PAIRED ? A - 1 : 1) {
-      __m512 acc = _mm512_setzero_ps();
-      for (int j = 0; j < A; ++j) acc = _mm512_fmadd_ps(_mm512_set1_ps(bt[xi * A + j]), xv[j], acc);
-      _mm512_storeu_ps(v + xi * xs, acc);
-    }
-    if (!PAIRED) continue;
-    for (int p = 1; p + 1 < A; p += 2) {
-      __m512 e = _mm512_setzero_ps(), o = _mm512_setzero_ps();
-      for (int j = 0; j < A; j += 2) e = _mm512_fmadd_ps(_mm512_set1_ps(bt[p * A + j]), xv[j], e);
-      for (int j = 1; j < A; j += 2) o = _mm512_fmadd_ps(_mm512_set1_ps(bt[p * A + j]), xv[j], o);
-      _mm512_storeu_ps(v + p * xs, _mm512_add_ps(e, o));
-      _mm512_storeu_ps(v + (p + 1) * xs, _mm512_sub_ps(e, o));
-    }
-  }
-}
-#endif
-
-// The forward's input transform: V rows of tile q hold Cin contiguous channels.
+// The forward's input transform: V rows of tile q hold Cin contiguous channels (chunks of
+// W channels W apart), at the widest width that divides Cin.
 template <int A, bool PAIRED>
 inline void in_transform_rows(const Loader& L, const float* xn, int t0, int d, const float* bt, float* V, size_t xs) {
-#if defined(__AVX512F__)
-  if (L.C % 16 == 0) { in_transform16<A, PAIRED>(L, xn, t0, d, bt, V, xs); return; }
-#endif
-  in_transform<A, PAIRED>(L, xn, t0, d, bt, V, xs, 8);
+  if (L.C % VW::W == 0) in_transform<A, PAIRED, VW>(L, xn, t0, d, bt, V, xs, VW::W);
+  else in_transform<A, PAIRED, V8>(L, xn, t0, d, bt, V, xs, 8);
+}
+
+// y[i*Cout + 0:W] = sum_xi AT[i][xi] * mb[xi*ms + 0:W], i < m: the inverse transform of one
+// tile's alpha products for W output channels (PAIRED: by symmetric_pairs).
+template <int A, bool PAIRED, class Vec>
+inline void out_transform(const float* mb, size_t ms, const float* at, int m, float* y, int Cout) {
+  using R = typename Vec::reg;
+  R mv[A];
+  for (int xi = 0; xi < A; ++xi) mv[xi] = Vec::load(mb + xi * ms);
+  if (PAIRED) {
+    R sm[A / 2], df[A / 2];
+    for (int k = 1; k < A / 2; ++k) {
+      sm[k] = Vec::add(mv[2 * k - 1], mv[2 * k]);
+      df[k] = Vec::sub(mv[2 * k - 1], mv[2 * k]);
+    }
+    for (int i = 0; i < m; ++i) {
+      R acc = i == 0 ? mv[0] : Vec::zero();
+      const R* pr = (i % 2) ? df : sm;
+      for (int k = 1; k < A / 2; ++k) acc = Vec::fmadd(Vec::bcast(at + i * A + 2 * k - 1), pr[k], acc);
+      if (i == m - 1) acc = Vec::add(acc, mv[A - 1]);
+      Vec::store(y + (size_t)i * Cout, acc);
+    }
+    return;
+  }
+  for (int i = 0; i < m; ++i) {
+    R acc = Vec::zero();
+    for (int xi = 0; xi < A; ++xi) acc = Vec::fmadd(Vec::bcast(at + i * A + xi), mv[xi], acc);
+    Vec::store(y + (size_t)i * Cout, acc);
+  }
 }
 
 #if defined(__AVX512F__)
@@ -220,64 +277,89 @@ inline void gemm_tiles(const float* V, int nb, int Cin, const float* Up, int Cou
         micro_kernel(V + b * RB * vs + xi * Cin, vs, Cin, Ux, &Mb[b][xi][0][0]);
       }
     }
-#if defined(__AVX512F__)
-    {  // 16 output channels per vector
-      for (int b = 0; b < nb; ++b)
-        for (int r = 0; r < RB; ++r) {
-          __m512 mv[A];
-          for (int xi = 0; xi < A; ++xi) mv[xi] = _mm512_load_ps(&Mb[b][xi][r][0]);
-          float* y = Y + (size_t)(b * RB + r) * ys + j0;
-          if (PAIRED) {
-            __m512 sm[A / 2], df[A / 2];
-            for (int k = 1; k < A / 2; ++k) {
-              sm[k] = _mm512_add_ps(mv[2 * k - 1], mv[2 * k]);
-              df[k] = _mm512_sub_ps(mv[2 * k - 1], mv[2 * k]);
-            }
-            for (int i = 0; i < m; ++i) {
-              __m512 acc = i == 0 ? mv[0] : _mm512_setzero_ps();
-              const __m512* pr = (i % 2) ? df : sm;
-              for (int k = 1; k < A / 2; ++k) acc = _mm512_fmadd_ps(_mm512_set1_ps(at[i * A + 2 * k - 1]), pr[k], acc);
-              if (i == m - 1) acc = _mm512_add_ps(acc, mv[A - 1]);
-              _mm512_storeu_ps(y + (size_t)i * Cout, acc);
-            }
-            continue;
-          }
-          for (int i = 0; i < m; ++i) {
-            __m512 acc = _mm512_setzero_ps();
-            for (int xi = 0; xi < A; ++xi) acc = _mm512_fmadd_ps(_mm512_set1_ps(at[i * A + xi]), mv[xi], acc);
-            _mm512_storeu_ps(y + (size_t)i * Cout, acc);
-          }
-        }
-      continue;
-    }
-#endif
     for (int b = 0; b < nb; ++b)
       for (int r = 0; r < RB; ++r)
-        for (int h = 0; h < 16; h += 8) {
-          __m256 mv[A];
-          for (int xi = 0; xi < A; ++xi) mv[xi] = _mm256_load_ps(&Mb[b][xi][r][h]);
-          float* y = Y + (size_t)(b * RB + r) * ys + j0 + h;
-          if (PAIRED) {
-            __m256 sm[A / 2], df[A / 2];
-            for (int k = 1; k < A / 2; ++k) {
-              sm[k] = _mm256_add_ps(mv[2 * k - 1], mv[2 * k]);
-              df[k] = _mm256_sub_ps(mv[2 * k - 1], mv[2 * k]);
-            }
-            for (int i = 0; i < m; ++i) {
-              __m256 acc = i == 0 ? mv[0] : _mm256_setzero_ps();
-              const __m256* pr = (i % 2) ? df : sm;
-              for (int k = 1; k < A / 2; ++k) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(at + i * A + 2 * k - 1), pr[k], acc);
-              if (i == m - 1) acc = _mm256_add_ps(acc, mv[A - 1]);
-              _mm256_storeu_ps(y + (size_t)i * Cout, acc);
-            }
-            continue;
-          }
-          for (int i = 0; i < m; ++i) {
-            __m256 acc = _mm256_setzero_ps();
-            for (int xi = 0; xi < A; ++xi) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(at + i * A + xi), mv[xi], acc);
-            _mm256_storeu_ps(y + (size_t)i * Cout, acc);
-          }
-        }
+        for (int h = 0; h < 16; h += VW::W)
+          out_transform<A, PAIRED, VW>(&Mb[b][0][r][h], RB * 16, at, m, Y + (size_t)(b * RB + r) * ys + j0 + h, Cout);
+  }
+}
+
+// Inference: only the extremes over time are wanted. Reduce a tile's mi outputs y (mi,
+// Cout) in registers, then touch the running max/min mx (2, Cout) once (the bias is added
+// after: it is the same at every time).
+template <class Vec>
+inline void tile_extremes(const float* y, int mi, int Cout, float* mx) {
+  using R = typename Vec::reg;
+  for (int k = 0; k < Cout; k += Vec::W) {
+    R hi = Vec::load(y + k), lo = hi;
+    for (int i = 1; i < mi; ++i) {
+      const R v = Vec::load(y + (size_t)i * Cout + k);
+      hi = Vec::max(hi, v);
+      lo = Vec::min(lo, v);
+    }
+    Vec::store(mx + k, Vec::max(Vec::load(mx + k), hi));
+    Vec::store(mx + Cout + k, Vec::min(Vec::load(mx + Cout + k), lo));
+  }
+}
+
+// Training: one tile's mi outputs yq (mi, Cout) at times t0 + d*i, W channels at a time,
+// so that the sums and the extremes over time stay in registers and touch memory once per
+// tile. Adds the bias; writes the output rows (relu'd if asked), adds to the BatchNorm sums
+// s1/s2 (of relu(y), relu(y)^2) and aux sums a1/a2 (of y, y*relu(aux)), and moves the
+// running extremes mx (2, Cout) and, if amx, their first times.
+template <class Vec>
+inline void tile_epilogue(const Fwd& P, const float* yq, int mi, int n, int t0, int d, int To, float* s1, float* s2,
+                          float* a1, float* a2, float* mx, int* amx) {
+  using R = typename Vec::reg;
+  const int Cout = P.Cout;
+  for (int k = 0; k < Cout; k += Vec::W) {
+    const R bk = Vec::load(P.bias + k), zero = Vec::zero();
+    R S1 = zero, S2 = zero, A1 = zero, A2 = zero;
+    R hi = Vec::set1(-INFINITY), lo = Vec::set1(INFINITY);
+    for (int i = 0; i < mi; ++i) {
+      const int t = t0 + d * i;
+      const R v = Vec::add(Vec::load(yq + (size_t)i * Cout + k), bk);
+      const R rl = Vec::max(v, zero);
+      if (P.out) Vec::store(P.out + ((size_t)n * To + t) * Cout + k, P.relu_out ? rl : v);
+      if (P.stats) { S1 = Vec::add(S1, rl); S2 = Vec::fmadd(rl, rl, S2); }
+      if (P.aux) {
+        const R au = Vec::load(P.aux + ((size_t)n * To + t) * Cout + k);
+        A1 = Vec::add(A1, v);
+        A2 = Vec::fmadd(v, Vec::max(au, zero), A2);
+      }
+      if (mx) { hi = Vec::max(hi, v); lo = Vec::min(lo, v); }
+    }
+    if (P.stats) {
+      Vec::store(s1 + k, Vec::add(Vec::load(s1 + k), S1));
+      Vec::store(s2 + k, Vec::add(Vec::load(s2 + k), S2));
+    }
+    if (P.aux) {
+      Vec::store(a1 + k, Vec::add(Vec::load(a1 + k), A1));
+      Vec::store(a2 + k, Vec::add(Vec::load(a2 + k), A2));
+    }
+    if (!mx) continue;
+    // A running extreme moves in few tiles: only then find the tile's first time that
+    // reaches it (strictly beyond the running value, as a scan in this order would).
+    const R mhi = Vec::load(mx + k), mlo = Vec::load(mx + Cout + k);
+    const auto gt = Vec::gt(hi, mhi), lt = Vec::lt(lo, mlo);
+    if (!Vec::any(gt) && !Vec::any(lt)) continue;
+    Vec::store(mx + k, Vec::select(gt, mhi, hi));
+    Vec::store(mx + Cout + k, Vec::select(lt, mlo, lo));
+    if (!amx) continue;
+    R ahi = Vec::loadi(amx + k), alo = Vec::loadi(amx + Cout + k);
+    auto todo_hi = gt, todo_lo = lt;
+    for (int i = 0; i < mi; ++i) {
+      const R v = Vec::add(Vec::load(yq + (size_t)i * Cout + k), bk);
+      const R tv = Vec::seti(t0 + d * i);
+      const auto eh = Vec::both(todo_hi, Vec::eq(v, hi));
+      const auto el = Vec::both(todo_lo, Vec::eq(v, lo));
+      ahi = Vec::select(eh, ahi, tv);
+      alo = Vec::select(el, alo, tv);
+      todo_hi = Vec::but(todo_hi, eh);
+      todo_lo = Vec::but(todo_lo, el);
+    }
+    Vec::storei(amx + k, ahi);
+    Vec::storei(amx + Cout + k, alo);
   }
 }
 
@@ -302,8 +384,8 @@ void fwd_impl(const Fwd& P) {
     const int maxt = (tl.G * d + RB - 1) / RB * RB;
     std::vector<float> V((size_t)maxt * A * Cin, 0.f), Y((size_t)NB * RB * m * Cout);
     std::vector<double> st(P.stats ? 2 * Cout : 0, 0.0), ax(P.aux ? 2 * Cout : 0, 0.0);
-    alignas(32) float s1[1024], s2[1024], a1[1024], a2[1024];
-for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
+    alignas(64) float s1[1024], s2[1024], a1[1024], a2[1024];
+    for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
       const int n = job / tl.nchunk, s0 = tl.first_row(job % tl.nchunk), nt = tl.tiles_in(job % tl.nchunk);
       const float* xn = P.L.x + (size_t)n * P.L.Tx * Cin;
       for (int q = 0; q < nt; ++q) {
@@ -322,96 +404,11 @@ for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
         else gemm_tiles<A, false>(V.data() + (size_t)q0 * A * Cin, nb, Cin, Up.data(), Cout, P.at, m, Y.data());
         for (int q = q0; q < std::min(nt, q0 + nb * RB); ++q) {
           const int t0 = tl.t0(s0, q);
-          if (maxmin_only) {
-            // Inference: only the extremes over time are wanted. Reduce the tile's m
-            // outputs in registers, then touch the running max/min once (bias added after:
-            // it is the same at every time).
-            if (t0 >= To) continue;
-            const int mi = std::min(m, (To - 1 - t0) / d + 1);
-            const float* y = Y.data() + (size_t)(q - q0) * m * Cout;
-#if defined(__AVX512F__)
-            {  // 16 channels per vector
-              for (int k = 0; k < Cout; k += 16) {
-                __m512 hi = _mm512_loadu_ps(y + k), lo = hi;
-                for (int i = 1; i < mi; ++i) {
-                  const __m512 v = _mm512_loadu_ps(y + (size_t)i * Cout + k);
-                  hi = _mm512_max_ps(hi, v);
-                  lo = _mm512_min_ps(lo, v);
-                }
-                _mm512_storeu_ps(mx + k, _mm512_max_ps(_mm512_loadu_ps(mx + k), hi));
-                _mm512_storeu_ps(mx + Cout + k, _mm512_min_ps(_mm512_loadu_ps(mx + Cout + k), lo));
-              }
-              continue;
-            }
-#endif
-            for (int k = 0; k < Cout; k += 8) {
-              __m256 hi = _mm256_loadu_ps(y + k), lo = hi;
-              for (int i = 1; i < mi; ++i) {
-                const __m256 v = _mm256_loadu_ps(y + (size_t)i * Cout + k);
-                hi = _mm256_max_ps(hi, v);
-                lo = _mm256_min_ps(lo, v);
-              }
-              _mm256_storeu_ps(mx + k, _mm256_max_ps(_mm256_loadu_ps(mx + k), hi));
-              _mm256_storeu_ps(mx + Cout + k, _mm256_min_ps(_mm256_loadu_ps(mx + Cout + k), lo));
-            }
-            continue;
-          }
-          // Training: the tile's mi outputs per 8 channels at a time, so that the sums and
-          // the extremes over time stay in registers and touch memory once per tile.
           if (t0 >= To) continue;
           const int mi = std::min(m, (To - 1 - t0) / d + 1);
           const float* yq = Y.data() + (size_t)(q - q0) * m * Cout;
-          for (int k = 0; k < Cout; k += 8) {
-            const __m256 bk = _mm256_loadu_ps(P.bias + k), zero = _mm256_setzero_ps();
-            __m256 S1 = zero, S2 = zero, A1 = zero, A2 = zero;
-            __m256 hi = _mm256_set1_ps(-INFINITY), lo = _mm256_set1_ps(INFINITY);
-            for (int i = 0; i < mi; ++i) {
-              const int t = t0 + d * i;
-              const __m256 v = _mm256_add_ps(_mm256_loadu_ps(yq + (size_t)i * Cout + k), bk);
-              const __m256 rl = _mm256_max_ps(v, zero);
-              if (P.out) _mm256_storeu_ps(P.out + ((size_t)n * To + t) * Cout + k, P.relu_out ? rl : v);
-              if (P.stats) { S1 = _mm256_add_ps(S1, rl); S2 = _mm256_fmadd_ps(rl, rl, S2); }
-              if (P.aux) {
-                const __m256 au = _mm256_loadu_ps(P.aux + ((size_t)n * To + t) * Cout + k);
-                A1 = _mm256_add_ps(A1, v);
-                A2 = _mm256_fmadd_ps(v, _mm256_max_ps(au, zero), A2);
-              }
-              if (mx) { hi = _mm256_max_ps(hi, v); lo = _mm256_min_ps(lo, v); }
-            }
-            if (P.stats) {
-              _mm256_store_ps(s1 + k, _mm256_add_ps(_mm256_load_ps(s1 + k), S1));
-              _mm256_store_ps(s2 + k, _mm256_add_ps(_mm256_load_ps(s2 + k), S2));
-            }
-            if (P.aux) {
-              _mm256_store_ps(a1 + k, _mm256_add_ps(_mm256_load_ps(a1 + k), A1));
-              _mm256_store_ps(a2 + k, _mm256_add_ps(_mm256_load_ps(a2 + k), A2));
-            }
-            if (!mx) continue;
-            // A running extreme moves in few tiles: only then find the tile's first time that
-            // reaches it (strictly beyond the running value, as a scan in this order would).
-            const __m256 mhi = _mm256_loadu_ps(mx + k), mlo = _mm256_loadu_ps(mx + Cout + k);
-            const __m256 gt = _mm256_cmp_ps(hi, mhi, _CMP_GT_OQ), lt = _mm256_cmp_ps(lo, mlo, _CMP_LT_OQ);
-            const int any_gt = _mm256_movemask_ps(gt), any_lt = _mm256_movemask_ps(lt);
-            if (!(any_gt | any_lt)) continue;
-            _mm256_storeu_ps(mx + k, _mm256_blendv_ps(mhi, hi, gt));
-            _mm256_storeu_ps(mx + Cout + k, _mm256_blendv_ps(mlo, lo, lt));
-            if (!amx) continue;
-            __m256 ahi = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)(amx + k)));
-            __m256 alo = _mm256_castsi256_ps(_mm256_loadu_si256((const __m256i*)(amx + Cout + k)));
-            __m256 todo_hi = gt, todo_lo = lt;
-            for (int i = 0; i < mi; ++i) {
-              const __m256 v = _mm256_add_ps(_mm256_loadu_ps(yq + (size_t)i * Cout + k), bk);
-              const __m256 tv = _mm256_castsi256_ps(_mm256_set1_epi32(t0 + d * i));
-              const __m256 eh = _mm256_and_ps(todo_hi, _mm256_cmp_ps(v, hi, _CMP_EQ_OQ));
-              const __m256 el = _mm256_and_ps(todo_lo, _mm256_cmp_ps(v, lo, _CMP_EQ_OQ));
-              ahi = _mm256_blendv_ps(ahi, tv, eh);
-              alo = _mm256_blendv_ps(alo, tv, el);
-              todo_hi = _mm256_andnot_ps(eh, todo_hi);
-              todo_lo = _mm256_andnot_ps(el, todo_lo);
-            }
-            _mm256_storeu_si256((__m256i*)(amx + k), _mm256_castps_si256(ahi));
-            _mm256_storeu_si256((__m256i*)(amx + Cout + k), _mm256_castps_si256(alo));
-          }
+          if (maxmin_only) tile_extremes<VW>(yq, mi, Cout, mx);
+          else tile_epilogue<VW>(P, yq, mi, n, t0, d, To, s1, s2, a1, a2, mx, amx);
         }
       }
       // float partials per chunk (a few hundred terms), double across chunks
@@ -450,33 +447,33 @@ for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
   }
 }
 
-// du[r][0:8] += sum_q v[q][r] * mm[q][0:8], r < 8: one register block of the weight
+// du[r][0:W] += sum_q v[q][r] * mm[q][0:W], r < W: one register block of the weight
 // gradient GEMM dU[xi] = V[xi]^T @ dM[xi], reduced over nt tiles. v and mm are packed
-// (q, 8), so both stream contiguously.
+// (q, W), so both stream contiguously; W accumulators (16 zmm in AVX-512 builds: twice
+// the FMA latency's worth in flight, where 8 ymm were just enough).
+template <class Vec>
 inline void wg_micro(const float* v, const float* mm, int nt, float* du, int Cout) {
-  __m256 c0 = _mm256_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0;
+  using R = typename Vec::reg;
+  constexpr int W = Vec::W;
+  R c[W];
+#pragma GCC unroll 16
+  for (int r = 0; r < W; ++r) c[r] = Vec::zero();
   for (int q = 0; q < nt; ++q) {
-    const float* vq = v + q * 8;
-    const __m256 b = _mm256_loadu_ps(mm + q * 8);
-    c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 0), b, c0);
-    c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 1), b, c1);
-    c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 2), b, c2);
-    c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 3), b, c3);
-    c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 4), b, c4);
-    c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 5), b, c5);
-    c6 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 6), b, c6);
-    c7 = _mm256_fmadd_ps(_mm256_broadcast_ss(vq + 7), b, c7);
+    const float* vq = v + q * W;
+    const R b = Vec::load(mm + q * W);
+#pragma GCC unroll 16
+    for (int r = 0; r < W; ++r) c[r] = Vec::fmadd(Vec::bcast(vq + r), b, c[r]);
   }
-#define ALSNET_ADD(R, C) _mm256_storeu_ps(du + R * Cout, _mm256_add_ps(_mm256_loadu_ps(du + R * Cout), C));
-  ALSNET_ADD(0, c0) ALSNET_ADD(1, c1) ALSNET_ADD(2, c2) ALSNET_ADD(3, c3)
-  ALSNET_ADD(4, c4) ALSNET_ADD(5, c5) ALSNET_ADD(6, c6) ALSNET_ADD(7, c7)
-#undef ALSNET_ADD
+#pragma GCC unroll 16
+  for (int r = 0; r < W; ++r) Vec::store(du + r * Cout, Vec::add(Vec::load(du + r * Cout), c[r]));
 }
 
 // dU[xi] += V[xi]^T @ dM[xi] with V = BT x (as forward) and dM = AT^T dy per tile, both
-// stored (xi, channel/8, tile, 8) so that each register block streams contiguously.
-template <int A>
-void wgrad_impl(const Wgrad& P) {
+// stored (xi, channel/W, tile, W) so that each register block streams contiguously.
+template <int A, class Vec>
+void wgrad_w(const Wgrad& P) {
+  using R = typename Vec::reg;
+  constexpr int W = Vec::W;
   const int m = P.m, d = P.d, Cin = P.Cin, Cout = P.Cout;
   const Tiling tl(A, m, d, P.Tlog, P.tiles);
   if (tl.To <= 0) return;
@@ -484,63 +481,70 @@ void wgrad_impl(const Wgrad& P) {
   const bool paired = symmetric_pairs(P.bt, P.at, A, m);
   run_workers(P.nw, [&](int tid, auto& next) {
     const int maxt = tl.G * d;
-    const size_t vx = (size_t)maxt * Cin, mx = (size_t)maxt * Cout, ks = (size_t)maxt * 8;
+    const size_t vx = (size_t)maxt * Cin, mx = (size_t)maxt * Cout, ks = (size_t)maxt * W;
     std::vector<float> V((size_t)A * vx), M((size_t)A * mx);
     float* dU = P.dU + (size_t)tid * A * Cin * Cout;
     std::fill(dU, dU + (size_t)A * Cin * Cout, 0.f);
     std::vector<double> db(Cout, 0.0);
-    alignas(32) float dbf[1024];
-for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
+    alignas(64) float dbf[1024];
+    for (int64_t job = next(); job < (int64_t)P.N * tl.nchunk; job = next()) {
       const int n = job / tl.nchunk, s0 = tl.first_row(job % tl.nchunk), nt = tl.tiles_in(job % tl.nchunk);
       const float* xn = P.X.x + (size_t)n * P.X.Tx * Cin;
       const float* gn = P.DY.x + (size_t)n * P.DY.Tx * Cout;
       for (int k = 0; k < Cout; ++k) dbf[k] = 0.f;
       for (int q = 0; q < nt; ++q) {
         const int t0 = tl.t0(s0, q);
-        if (paired) in_transform<A, true>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * 8, vx, ks);
-        else in_transform<A, false>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * 8, vx, ks);
+        if (paired) in_transform<A, true, Vec>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * W, vx, ks);
+        else in_transform<A, false, Vec>(P.X, xn, t0, d, P.bt, V.data() + (size_t)q * W, vx, ks);
         const float* rows[16];
         for (int i = 0; i < m; ++i) {
           const int s = t0 + d * i - P.DY.off;
           rows[i] = (t0 + d * i < To && s >= 0 && s < P.DY.Tx) ? gn + (size_t)s * Cout : nullptr;
         }
-        for (int k = 0; k < Cout; k += 8) {
-          __m256 dv[16];
-          __m256 sum = _mm256_loadu_ps(dbf + k);
+        for (int k = 0; k < Cout; k += W) {
+          R dv[16];
+          R sum = Vec::load(dbf + k);
           for (int i = 0; i < m; ++i) {
-            dv[i] = rows[i] ? load_tf(P.DY, rows[i], k) : _mm256_setzero_ps();
-            sum = _mm256_add_ps(sum, dv[i]);
+            dv[i] = rows[i] ? load_tf<Vec>(P.DY, rows[i], k) : Vec::zero();
+            sum = Vec::add(sum, dv[i]);
           }
-          _mm256_storeu_ps(dbf + k, sum);
-          float* mq = M.data() + (size_t)(k / 8) * ks + (size_t)q * 8;
+          Vec::store(dbf + k, sum);
+          float* mq = M.data() + (size_t)(k / W) * ks + (size_t)q * W;
           if (paired) {  // AT^T: columns 0 and A-1 pick one row; pairs split even/odd rows
-            _mm256_storeu_ps(mq, dv[0]);
-            _mm256_storeu_ps(mq + (A - 1) * mx, dv[m - 1]);
+            Vec::store(mq, dv[0]);
+            Vec::store(mq + (A - 1) * mx, dv[m - 1]);
             for (int p = 1; p + 1 < A; p += 2) {
-              __m256 e = _mm256_setzero_ps(), o = _mm256_setzero_ps();
-              for (int i = 0; i < m; i += 2) e = _mm256_fmadd_ps(_mm256_broadcast_ss(P.at + i * A + p), dv[i], e);
-              for (int i = 1; i < m; i += 2) o = _mm256_fmadd_ps(_mm256_broadcast_ss(P.at + i * A + p), dv[i], o);
-              _mm256_storeu_ps(mq + p * mx, _mm256_add_ps(e, o));
-              _mm256_storeu_ps(mq + (p + 1) * mx, _mm256_sub_ps(e, o));
+              R e = Vec::zero(), o = Vec::zero();
+              for (int i = 0; i < m; i += 2) e = Vec::fmadd(Vec::bcast(P.at + i * A + p), dv[i], e);
+              for (int i = 1; i < m; i += 2) o = Vec::fmadd(Vec::bcast(P.at + i * A + p), dv[i], o);
+              Vec::store(mq + p * mx, Vec::add(e, o));
+              Vec::store(mq + (p + 1) * mx, Vec::sub(e, o));
             }
             continue;
           }
           for (int xi = 0; xi < A; ++xi) {
-            __m256 acc = _mm256_setzero_ps();
-            for (int i = 0; i < m; ++i) acc = _mm256_fmadd_ps(_mm256_broadcast_ss(P.at + i * A + xi), dv[i], acc);
-            _mm256_storeu_ps(mq + xi * mx, acc);
+            R acc = Vec::zero();
+            for (int i = 0; i < m; ++i) acc = Vec::fmadd(Vec::bcast(P.at + i * A + xi), dv[i], acc);
+            Vec::store(mq + xi * mx, acc);
           }
         }
       }
       for (int xi = 0; xi < A; ++xi)
-        for (int jb = 0; jb < Cout / 8; ++jb)
-          for (int cb = 0; cb < Cin / 8; ++cb)
-            wg_micro(V.data() + xi * vx + cb * ks, M.data() + xi * mx + jb * ks, nt,
-                     dU + ((size_t)xi * Cin + cb * 8) * Cout + jb * 8, Cout);
+        for (int jb = 0; jb < Cout / W; ++jb)
+          for (int cb = 0; cb < Cin / W; ++cb)
+            wg_micro<Vec>(V.data() + xi * vx + cb * ks, M.data() + xi * mx + jb * ks, nt,
+                          dU + ((size_t)xi * Cin + cb * W) * Cout + jb * W, Cout);
       for (int k = 0; k < Cout; ++k) db[k] += dbf[k];
     }
     for (int k = 0; k < Cout; ++k) P.dbias[(size_t)tid * Cout + k] = db[k];
   });
+}
+
+// At the widest width that divides both channel counts.
+template <int A>
+void wgrad_impl(const Wgrad& P) {
+  if (P.Cin % VW::W == 0 && P.Cout % VW::W == 0) wgrad_w<A, VW>(P);
+  else wgrad_w<A, V8>(P);
 }
 
 }  // namespace
