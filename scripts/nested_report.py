@@ -1,6 +1,7 @@
 """Tables and the budget figure of nested runs, computed from their committed folds.
 
     python scripts/nested_report.py results/nested-* --figure docs/figures/budget_inner_curves.png
+    python scripts/nested_report.py results/nested-*-alsnet-* --budget-table    # one row per inner training
 
 Prints markdown: one row per finished run (intervals and the number of subjects they rest
 on), one row per configuration over its seeds (mean and range), each subject's probability
@@ -31,6 +32,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from alsnet.errors import AlsnetError
     from alsnet.reporting.nested import (
+        budget_table,
+        held_out_subjects,
         inner_curves,
         paired_comparison,
         per_subject_table,
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", nargs="+", type=Path)
     ap.add_argument("--figure", type=Path, help="write the budget figure here")
     ap.add_argument("--n-boot", type=int, default=2000)
+    ap.add_argument("--budget-table", action="store_true",
+                    help="print one row per finished inner training of every ALSNet run (its best epoch)")
     ap.add_argument("--unfinished", action="store_true",
                     help="draw the epochs logged so far by inner trainings still running (dotted)")
     args = ap.parse_args(argv)
@@ -82,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"window balanced accuracy {100 * ba['difference']:+.1f} points "
                       f"[{100 * ba['ci'][0]:+.1f}, {100 * ba['ci'][1]:+.1f}]; McNemar on subjects: "
                       f"{mc['a_right_b_wrong']} vs {mc['a_wrong_b_right']} discordant, p = {mc['p_value']:.3f}")
-    if args.figure:
+    if args.figure or args.budget_table:
         curves = {}
         for run in args.runs:
             cfg = json.loads((run / "config.json").read_text())
@@ -91,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
                 label = f"{cfg['task']['name'] if isinstance(cfg['task'], dict) else cfg['task']}, " + (
                     f"crop {crop:g} s" if crop else "whole windows") + f", seed {cfg['seed']}"
                 curves[label] = inner_curves(run, unfinished=args.unfinished)
-        if curves:
+                if args.budget_table:
+                    table = budget_table(curves[label], held_out_subjects(run), label=f"{label}, ")
+                    print(f"\n### Inner trainings of {run.name}: {len(table)} finished\n")
+                    print(table.to_markdown(index=False) if len(table) else "(none finished)")
+        if curves and args.figure:
             print(f"\nfigure: {plot_budget(curves, args.figure)}")
     return 0
 

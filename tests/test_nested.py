@@ -324,3 +324,22 @@ def test_a_damaged_history_costs_the_time_column_not_the_metrics(tmp_path, capsy
     assert inner_seconds(d) == 12.5
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "history.csv" in err[0] and "warning" in err[0]
+
+
+def test_budget_table_reports_each_finished_inner_trainings_best_epoch_and_its_end():
+    """Hand-made curves: the first epoch of the lowest log-loss, the last epoch, unfinished folds left out."""
+    import pandas as pd
+
+    from alsnet.reporting.nested import budget_table
+
+    rows = []
+    for inner, lls, finished in (("inner-0", [0.9, 0.5, 0.5, 0.7], True), ("inner-1", [0.6, 0.4], False)):
+        for e, ll in enumerate(lls):
+            rows.append({"outer": "outer-0", "inner": inner, "epoch": e, "finished": finished, "steps": 10 * (e + 1),
+                         "crop": 0.125, "subject_log_loss": ll, "window_balanced_accuracy": 0.6 + 0.05 * e})
+    table = budget_table(pd.DataFrame(rows), {("outer-0", "inner-0"): ["A01", "C02"]}, label="t, ")
+    assert table.to_dict("records") == [{
+        "inner fold": "t, outer-0/inner-0 (A01, C02)", "epochs, steps": "4, 40",
+        "best subject log-loss (epoch)": "0.500 (1)", "at the end": "0.700",
+        "window bal. acc. best / end": "0.750 / 0.750"}]
+    assert len(budget_table(pd.DataFrame(rows[:0], columns=list(rows[0])))) == 0

@@ -54,6 +54,37 @@ def inner_curves(run_dir: str | Path, *, unfinished: bool = False) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def budget_table(curves: pd.DataFrame, val_subjects: dict[tuple[str, str], list[str]] | None = None,
+                 label: str = "") -> pd.DataFrame:
+    """One row per finished inner fold of :func:`inner_curves`: its epochs and steps, the best
+    subject log-loss of its held-out subjects and the epoch it came at (the first, on a
+    tie), the log-loss at its last epoch, and window balanced accuracy at its best over the
+    epochs and at the end. ``val_subjects`` maps (outer, inner) to the fold's held-out subjects."""
+    rows = []
+    done = curves[curves["finished"]] if len(curves) else curves
+    for (outer, inner), g in done.groupby(["outer", "inner"], sort=True):
+        g = g.sort_values("epoch")
+        best = g.loc[g["subject_log_loss"].idxmin()]
+        last = g.iloc[-1]
+        who = ", ".join((val_subjects or {}).get((outer, inner), []))
+        rows.append({
+            "inner fold": f"{label}{outer}/{inner}" + (f" ({who})" if who else ""),
+            "epochs, steps": f"{len(g)}, {int(last['steps']):,}",
+            "best subject log-loss (epoch)": f"{best['subject_log_loss']:.3f} ({int(best['epoch'])})",
+            "at the end": f"{last['subject_log_loss']:.3f}",
+            "window bal. acc. best / end": f"{g['window_balanced_accuracy'].max():.3f} / "
+                                           f"{last['window_balanced_accuracy']:.3f}",
+        })
+    return pd.DataFrame(rows)
+
+
+def held_out_subjects(run_dir: str | Path) -> dict[tuple[str, str], list[str]]:
+    """(outer, inner) → that inner fold's held-out subjects, from the run's config."""
+    config = read_json(Path(run_dir) / "config.json")
+    return {(o["name"], i["name"]): list(i["val_subjects"])
+            for o in config["split"]["folds_detail"] for i in o["inner"]}
+
+
 def _window_labels(run: Path, config: dict) -> tuple[np.ndarray, np.ndarray]:
     """Subjects and class codes of the run's windows, in the run's window order."""
     from alsnet.data.dataset import load_windows
@@ -273,5 +304,5 @@ def paired_comparison(run_a: str | Path, run_b: str | Path, *, n_boot: int = 200
             "window_balanced_accuracy_difference": ba, "mcnemar_subjects": mc}
 
 
-__all__ = ["configuration", "inner_curves", "paired_comparison", "per_subject_table", "plot_budget",
-           "seed_summary", "summary_row"]
+__all__ = ["budget_table", "configuration", "held_out_subjects", "inner_curves", "paired_comparison",
+           "per_subject_table", "plot_budget", "seed_summary", "summary_row"]
