@@ -79,19 +79,27 @@ def _evaluation(run: Path, task: str) -> dict:
                for lvl in levels}}
 
 
+def _nested_experiment(args, recipe):  # noqa: ANN001, ANN202 - argparse namespace, Recipe
+    """The nested experiment a --nested build runs: outer 'none', an inner CV over every subject."""
+    from alsnet.training.nested import NestedExperiment
+
+    return NestedExperiment(data=args.data, out=str(args.work / f"{args.task}-nested"), task=args.task,
+                            model="alsnet", outer="none", seed=args.seed, recipe=recipe,
+                            budget_from=args.budget_from, budget_margin=args.budget_margin)
+
+
 def _build_nested(args, task, recipe, evaluation) -> int:
     """The bundled model as the nested procedure builds it (alsnet.training.nested, outer 'none')."""
     from alsnet.data.dataset import load_windows
     from alsnet.errors import AlsnetError
     from alsnet.model.checkpoint import load_model, save_model
-    from alsnet.training.nested import NestedExperiment, run
+    from alsnet.training.nested import run
 
     if evaluation is not None and not str(evaluation["protocol"]).startswith("nested"):
         raise AlsnetError(f"{args.evaluation}: a {evaluation['protocol']} run; a nested build is described by a "
                           "nested evaluation (--protocol nested)")
-    work = args.work / f"{args.task}-nested"
-    exp = NestedExperiment(data=args.data, out=str(work), task=args.task, model="alsnet", outer="none",
-                           seed=args.seed, recipe=recipe)
+    exp = _nested_experiment(args, recipe)
+    work = Path(exp.out)
     run(exp, force=True, progress=sys.stderr.isatty())
     built = load_model(work / "all-subjects" / "model")
     ws = load_windows(args.data, task)
@@ -105,6 +113,8 @@ def _build_nested(args, task, recipe, evaluation) -> int:
                  "rebuild": (f"python scripts/build_pretrained.py --nested --data {args.data} --task {args.task} "
                              f"--max-epochs {args.max_epochs} --train-crop {args.train_crop:g} --seed {args.seed}"
                              + (f" --class-weight {args.class_weight}" if args.class_weight else "")
+                             + (f" --budget-from {args.budget_from} --budget-margin {args.budget_margin}"
+                                if args.budget_from else "")
                              + (f" --evaluation {args.evaluation}" if args.evaluation else ""))})
     out = args.out or (REPO / "src" / "alsnet" / "model" / "pretrained" / args.task)
     save_model(out, built.members, card)
@@ -138,15 +148,27 @@ def main(argv=None) -> int:
                          "subject-wise 3-fold CV; the ensemble of its models at the epoch, calibration and "
                          "decision rule chosen on their pooled out-of-fold predictions), as --protocol nested "
                          "evaluates it; --evaluation must then be that nested run")
+    ap.add_argument("--budget-from", metavar="RUN_DIR", default=None,
+                    help="with --nested: train the inner models for the largest epoch RUN_DIR chose over its "
+                         "outer folds + 1 + --budget-margin, at most --max-epochs (as alsnet train --budget-from)")
+    ap.add_argument("--budget-margin", type=int, default=10, metavar="N")
     args = ap.parse_args(argv)
 
     task = get_task(args.task)
     recipe = Recipe(max_epochs=args.max_epochs, train_crop=args.train_crop, class_weight=args.class_weight)
+    if args.budget_from and not args.nested:
+        raise AlsnetError("--budget-from sets the budget of a nested build: add --nested")
     # The evaluation run is read first: a bad one fails in a second, not after training.
     evaluation = _evaluation(args.evaluation, args.task) if args.evaluation else None
-    if evaluation is not None and evaluation.get("deviations") != recipe.deviations():
+    if args.nested:
+        from alsnet.training.nested import experiment_deviations
+
+        wanted = experiment_deviations(_nested_experiment(args, recipe))
+    else:
+        wanted = recipe.deviations()
+    if evaluation is not None and evaluation.get("deviations") != wanted:
         raise AlsnetError(f"{args.evaluation}: evaluated with another recipe ({evaluation.get('deviations')}) "
-                          f"than this build ({recipe.deviations()}); its metrics would not describe this model")
+                          f"than this build ({wanted}); its metrics would not describe this model")
     if args.nested:
         return _build_nested(args, task, recipe, evaluation)
     ws = load_windows(args.data, task)

@@ -145,3 +145,36 @@ def test_build_refuses_an_evaluation_run_of_another_recipe(tmp_path):
     with pytest.raises(AlsnetError, match="another recipe"):
         mod.main(["--data", str(tmp_path / "no-data"), "--task", "als-vs-normal", "--max-epochs", "6",
                   "--class-weight", "balanced", "--evaluation", str(run), "--out", str(tmp_path / "m")])
+
+
+def test_a_nested_build_must_match_its_evaluation_budget_before_training(tmp_path):
+    """A budgeted nested evaluation describes only a build with the same --budget-from and margin."""
+    import importlib.util
+
+    from alsnet.errors import AlsnetError
+    from alsnet.training.nested import NestedExperiment, experiment_deviations
+    from alsnet.training.recipe import Recipe
+
+    spec = importlib.util.spec_from_file_location(
+        "build_pretrained", Path(__file__).resolve().parents[1] / "scripts" / "build_pretrained.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    budget_run, run = str(tmp_path / "seed0"), tmp_path / "cv"
+    run.mkdir()
+    recipe = Recipe(max_epochs=40, train_crop=0.125)
+    exp = NestedExperiment(data="x", out=str(run), model="alsnet", recipe=recipe, budget_from=budget_run,
+                           budget_margin=10)
+    (run / "metrics.json").write_text(json.dumps({
+        "task": "als-vs-normal", "protocol": "nested group-kfold", "protocol_label": "subject-wise",
+        "window": {}, "recording": {}, "subject": {}, "deviations": experiment_deviations(exp)}))
+    base = ["--nested", "--data", str(tmp_path / "no-data"), "--task", "als-vs-normal", "--max-epochs", "40",
+            "--evaluation", str(run), "--out", str(tmp_path / "m"), "--work", str(tmp_path / "work")]
+    for extra in ([], ["--budget-from", budget_run, "--budget-margin", "5"]):
+        with pytest.raises(AlsnetError, match="another recipe"):
+            mod.main(base + extra)
+    with pytest.raises(AlsnetError, match="add --nested"):
+        mod.main(base[1:] + ["--budget-from", budget_run])
+    # the matching budget passes the recipe check and fails only later, on the missing data or budget run
+    with pytest.raises(AlsnetError) as e:
+        mod.main(base + ["--budget-from", budget_run, "--budget-margin", "10"])
+    assert "another recipe" not in str(e.value)

@@ -169,7 +169,7 @@ def fold_budget(exp: NestedExperiment, fold: str, folds_detail: list[dict]) -> d
             "chosen_on": on}
 
 
-def _deviations(exp: NestedExperiment) -> list[str]:
+def experiment_deviations(exp: NestedExperiment) -> list[str]:
     """The recipe's departures from the paper, and the per-fold budget where one is set."""
     if exp.model != "alsnet":
         return []
@@ -346,7 +346,7 @@ def _save_ensemble(exp: NestedExperiment, ws: WindowSet, task: Task, fold: Neste
                         "out-of-fold predictions, averaged",
             "selection": {k: report.get(k) for k in ("criterion", "chosen_epoch", "chosen_steps", "budget",
                                                      "calibration", "oof_after", "n_oof_subjects", "inner_folds")},
-            "recipe": exp.recipe.to_dict(), "deviations": _deviations(exp), "seed": exp.seed,
+            "recipe": exp.recipe.to_dict(), "deviations": experiment_deviations(exp), "seed": exp.seed,
             "split_seed": exp.split_seed}
     return save_model(d / "model", members, card)
 
@@ -391,7 +391,7 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
               "split": split,
               "window": window_settings(), "seed": exp.seed, "data": exp.data, "n_windows": len(ws),
               "subjects": sorted(set(ws.subject)), "versions": versions(),
-              "deviations": _deviations(exp),
+              "deviations": experiment_deviations(exp),
               "selection": "every choice from pooled inner out-of-fold predictions (alsnet.evaluation.selection)"}
     if resume or joined:
         old = read_json(run_dir / "config.json")
@@ -482,7 +482,7 @@ def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame,
     metrics.update({"task": task.name, "model": exp.model, "protocol": f"nested-{exp.outer}",
                     "protocol_label": describe_nested(exp.outer, exp.outer_k, exp.inner_k, exp.split_seed)["label"],
                     "shares_recordings_between_train_and_test": False,
-                    "deviations": _deviations(exp),
+                    "deviations": experiment_deviations(exp),
                     "window_settings": window_settings(), "seed": exp.seed, "split_seed": exp.split_seed,
                     "choices": {name: {k: s.get(k) for k in ("chosen_epoch", "chosen_steps", "budget", "chosen_params",
                                                                "calibrator", "decision_rule", "criterion",
@@ -498,4 +498,4 @@ def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame,
     return metrics
 
 
-__all__ = ["NestedExperiment", "NESTED_MODELS", "EpochLogits", "run", "finish"]
+__all__ = ["experiment_deviations", "NestedExperiment", "NESTED_MODELS", "EpochLogits", "run", "finish"]
