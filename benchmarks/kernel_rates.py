@@ -14,8 +14,8 @@ and extremes with their times, into a reused buffer as the training step does), 
 the inference call (F(6, 9) / F(8, 7), extremes only) and ``wgrad``, the weight gradient
 (F(6, 9) / F(8, 7)). The best of ``--rounds`` calls is reported (these are the kernels
 alone, not a training step: ``benchmarks/bench.py`` measures those). ``GEMM GFLOP/s``
-counts only the channel-mixing products (``2 * alpha * Cin * Cout`` per tile), the direct
-rate the FLOPs ``nn.Conv1d`` would spend for the same output.
+counts only the channel-mixing products (``2 * alpha * Cin * Cout`` per tile);
+``direct-equivalent GFLOP/s`` counts the FLOPs ``nn.Conv1d`` would spend on the same output.
 """
 
 from __future__ import annotations

@@ -343,3 +343,4 @@ def test_budget_table_reports_each_finished_inner_trainings_best_epoch_and_its_e
         "best subject log-loss (epoch)": "0.500 (1)", "at the end": "0.700",
         "window bal. acc. best / end": "0.750 / 0.750"}]
     assert len(budget_table(pd.DataFrame(rows[:0], columns=list(rows[0])))) == 0
+    assert len(budget_table(pd.DataFrame())) == 0      # what inner_curves gives a run with nothing finished

@@ -61,8 +61,9 @@ def budget_table(curves: pd.DataFrame, val_subjects: dict[tuple[str, str], list[
     tie), the log-loss at its last epoch, and window balanced accuracy at its best over the
     epochs and at the end. ``val_subjects`` maps (outer, inner) to the fold's held-out subjects."""
     rows = []
-    done = curves[curves["finished"]] if len(curves) else curves
-    for (outer, inner), g in done.groupby(["outer", "inner"], sort=True):
+    if curves.empty:  # inner_curves of a run with nothing finished: no columns either
+        return pd.DataFrame(rows)
+    for (outer, inner), g in curves[curves["finished"]].groupby(["outer", "inner"], sort=True):
         g = g.sort_values("epoch")
         best = g.loc[g["subject_log_loss"].idxmin()]
         last = g.iloc[-1]
