@@ -30,7 +30,9 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
   n_run=$((n_run + 1))
   if [ $(((n_run - 1) % LANES)) -ne "$LANE" ]; then return 0; fi   # another lane's run
   local out=results/$name
-  if [ -f "$out/metrics.json" ]; then echo "== $name: finished"; return 0; fi
+  if [ -f "$out/metrics.json" ] || [ -f "$out/all-subjects/model.safetensors" ]; then
+    echo "== $name: finished"; return 0
+  fi
   echo "== $name: $(date -u +%FT%TZ)"
   if [ -f "$out/config.json" ]; then
     alsnet train --resume "$out" --quiet
@@ -40,6 +42,26 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
       --out "$out" --on-fold-done "$hook" "$@"
   fi
   bash scripts/commit_results.sh "$out"
+  # the procedure on every subject (--outer none) ends in an ensemble model (~1 MB): kept, so that
+  # a choice among such runs (scripts/nested_choose.py) can be made in a later session
+  local m=$out/all-subjects/model
+  if [ -f "$m.safetensors" ] && [ -f "$m.json" ]; then
+    git add -f -- "$m.safetensors" "$m.json" \
+      && git commit -q -m "results: $out ensemble model (the procedure on every subject)" -- "$m.safetensors" "$m.json"
+  fi
+}
+# choose NAME RUN...: the variant chosen per outer fold by the inner CV (no training), once every
+# RUN is finished (lane 0 only: two lanes would write the same folder)
+choose() {
+  local name=$1
+  shift
+  [ "$LANE" = 0 ] || return 0
+  local r
+  for r in "$@"; do
+    [ -f "$r/metrics.json" ] || [ -f "$r/all-subjects/model.safetensors" ] || { echo "== $name: waits for $r"; return 0; }
+  done
+  echo "== $name: $(date -u +%FT%TZ)"
+  python3 scripts/nested_choose.py --out "results/$name" "$@" && bash scripts/commit_results.sh "results/$name"
 }
 
 # 0. the paper's split with the paper's full recipe (whole windows, up to 100 epochs, early
@@ -84,7 +106,7 @@ done
 for task in als-vs-normal three-class; do
   nested "nested-$task-alsnet-crop0.125-s0" "$task" alsnet 0 --train-crop 0.125 --max-epochs 40
 done
-# 3. seeds 1 and 2 of exact ALSNet, then the declared variants (seed 0), each outer fold's inner
+# 3. seeds 1 and 2 of exact ALSNet, then the declared variants (seeds 0, 1, 2), each outer fold's inner
 #    models trained for the epoch seed 0 chose for that outer fold + 10 (declared in
 #    docs/results.md, "The budget of seeds 1 and 2 and of the variants"). Each lane runs seed 0
 #    of its task before these, so that run's folds are chosen when they are needed.
@@ -94,15 +116,44 @@ for seed in 1 2; do
       --budget-from "results/nested-$task-alsnet-crop0.125-s0" --budget-margin 10
   done
 done
-for variant in "balanced --class-weight balanced" "subjsampling --sampling class-subject-balanced" \
-               "gainpolarity --augment gain-polarity"; do
+VARIANTS=("balanced --class-weight balanced" "subjsampling --sampling class-subject-balanced"
+          "gainpolarity --augment gain-polarity")
+for seed in 0 1 2; do    # seed 0 first: the screen; then seeds 1 and 2 (declared in docs/results.md)
+  for variant in "${VARIANTS[@]}"; do
+    set -- $variant
+    name=$1
+    shift
+    for task in als-vs-normal three-class; do
+      nested "nested-$task-alsnet-$name-crop0.125-s$seed" "$task" alsnet "$seed" --train-crop 0.125 \
+        --max-epochs 40 --budget-from "results/nested-$task-alsnet-crop0.125-s0" --budget-margin 10 "$@"
+    done
+  done
+done
+# 3b. the variant chosen per outer fold by the inner CV, each seed (seconds each)
+for seed in 0 1 2; do
+  for task in als-vs-normal three-class; do
+    choose "nested-$task-alsnet-choice-crop0.125-s$seed" "results/nested-$task-alsnet-crop0.125-s$seed" \
+      results/nested-$task-alsnet-{balanced,subjsampling,gainpolarity}-crop0.125-s$seed
+  done
+done
+# 3c. the bundled models: the same procedure on every subject (--outer none, seed 0), each recipe's
+#     inner 3-fold CV over all subjects with the largest epoch exact seed 0 chose + 10; then the
+#     recipe and epoch chosen on the pooled out-of-fold predictions (scripts/build_pretrained.py
+#     --from-run results/allsubjects-TASK-alsnet-choice-crop0.125-s0 writes the bundled files)
+for variant in "exact" "${VARIANTS[@]}"; do
   set -- $variant
   name=$1
   shift
+  sfx=-$name
+  [ "$name" = exact ] && sfx=
   for task in als-vs-normal three-class; do
-    nested "nested-$task-alsnet-$name-crop0.125-s0" "$task" alsnet 0 --train-crop 0.125 --max-epochs 40 \
-      --budget-from "results/nested-$task-alsnet-crop0.125-s0" --budget-margin 10 "$@"
+    nested "allsubjects-$task-alsnet$sfx-crop0.125-s0" "$task" alsnet 0 --outer none --train-crop 0.125 \
+      --max-epochs 40 --budget-from "results/nested-$task-alsnet-crop0.125-s0" --budget-margin 10 "$@"
   done
+done
+for task in als-vs-normal three-class; do
+  choose "allsubjects-$task-alsnet-choice-crop0.125-s0" "results/allsubjects-$task-alsnet-crop0.125-s0" \
+    results/allsubjects-$task-alsnet-{balanced,subjsampling,gainpolarity}-crop0.125-s0
 done
 # 4. the crop screen of the budget study, one seed, ALS vs normal, the full 40-epoch budget
 #    (1-s crops, i.e. whole windows, cost ~4x: last)

@@ -344,3 +344,109 @@ def test_budget_table_reports_each_finished_inner_trainings_best_epoch_and_its_e
         "window bal. acc. best / end": "0.750 / 0.750"}]
     assert len(budget_table(pd.DataFrame(rows[:0], columns=list(rows[0])))) == 0
     assert len(budget_table(pd.DataFrame())) == 0      # what inner_curves gives a run with nothing finished
+
+
+# --------------------------------------------------------------------------- choosing among runs
+
+def test_choosing_among_runs_is_one_selection_over_every_runs_candidates(tmp_path, sim_dir):
+    """choose_among takes, per outer fold, the run a single selection over all runs' candidates
+    would take, with that run's choices and predictions; seeds of it group as one configuration."""
+    import pandas as pd
+
+    import alsnet.training.nested as nested
+    from alsnet.data.dataset import load_windows
+    from alsnet.data.labels import get_task
+    from alsnet.evaluation.selection import InnerOOF, select
+    from alsnet.reporting.nested import configuration, seed_summary
+
+    runs = {}
+    for model, seed in (("knn", 0), ("svm", 0), ("knn", 1), ("svm", 1)):
+        runs[model, seed] = tmp_path / f"{model}-s{seed}"
+        nested.run(nested.NestedExperiment(data=str(sim_dir), out=str(runs[model, seed]), model=model, seed=seed,
+                                           n_boot=20), progress=False)
+    pair = [runs["knn", 0], runs["svm", 0]]
+    m = nested.choose_among(pair, tmp_path / "choice-s0")
+    ws = load_windows(str(sim_dir), get_task("als-vs-normal"))
+    n_knn = 3
+    chosen_runs = set()
+    for fold, c in m["choices"].items():
+        oof = []
+        for inner in ("inner-0", "inner-1", "inner-2"):
+            logits, idx = [], None
+            for r in pair:
+                with np.load(r / fold / inner / "epochs.npz") as z:
+                    logits.append(z["val_logits"].astype(np.float32))
+                    idx = z["val_idx"]
+            oof.append(InnerOOF(np.concatenate(logits), ws.y[idx], ws.subject[idx]))
+        joint = select(oof)
+        want = pair[0] if joint.candidate < n_knn else pair[1]
+        chosen_runs.add(want.name)
+        assert c["chosen_run"] == want.name
+        sel = json.loads((tmp_path / "choice-s0" / fold / "selection.json").read_text())
+        assert sel["decision_rule"] == joint.rule.to_dict()
+        assert sel["calibrator"] == joint.calibrator.to_dict()
+        pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "choice-s0" / fold / "predictions.csv"),
+                                      pd.read_csv(want / fold / "predictions.csv"))
+        assert sel["run_losses"][want.name] == min(sel["run_losses"].values())
+    assert chosen_runs == {"knn-s0", "svm-s0"}   # on this data each run wins a fold: both paths are tested
+    # the cost of the procedure is every run it chose among
+    cost = sum(json.loads((r / "metrics.json").read_text())["inner_time_s"] for r in pair)
+    assert m["inner_time_s"] == pytest.approx(cost, abs=0.2)
+    assert any("lowest pooled inner out-of-fold" in d for d in m["deviations"])
+    # seed 1 of the same choice is the same configuration; a lone run is another
+    nested.choose_among([runs["knn", 1], runs["svm", 1]], tmp_path / "choice-s1")
+    key0, label = configuration(tmp_path / "choice-s0")
+    assert key0 == configuration(tmp_path / "choice-s1")[0] != configuration(runs["knn", 0])[0]
+    assert "chosen per outer fold among" in label
+    table = seed_summary([tmp_path / "choice-s0", tmp_path / "choice-s1"])
+    assert len(table) == 1 and table.iloc[0]["n seeds"] == 2
+    # runs of different seeds, or one that is itself a choice, are refused with one clear error
+    with pytest.raises(AlsnetError, match="seed"):
+        nested.choose_among([runs["knn", 0], runs["svm", 1]], tmp_path / "mixed")
+    with pytest.raises(AlsnetError, match="chosen among others"):
+        nested.choose_among([tmp_path / "choice-s0", runs["svm", 0]], tmp_path / "nested-choice")
+    with pytest.raises(AlsnetError, match="not trained"):
+        nested.run(nested.NestedExperiment.from_dict(
+            json.loads((tmp_path / "choice-s0" / "config.json").read_text())["experiment"]), resume=True,
+            progress=False)
+
+
+@pytest.mark.slow
+def test_choosing_among_runs_on_every_subject_copies_the_winners_model_and_a_lost_weight_is_retrained(
+        tmp_path, sim_dir, capsys):
+    from dataclasses import replace
+
+    import alsnet.training.nested as nested
+    from alsnet.training.recipe import Recipe
+
+    recipe = Recipe(max_epochs=2, train_crop=0.05, recalibration_windows=8)
+    runs = []
+    for name, r in (("exact", recipe), ("balanced", replace(recipe, class_weight="balanced"))):
+        runs.append(tmp_path / name)
+        nested.run(nested.NestedExperiment(data=str(sim_dir), out=str(runs[-1]), model="alsnet", outer="none",
+                                           recipe=r), progress=False)
+    assert nested.choose_among(runs, tmp_path / "choice") is None
+    sel = json.loads((tmp_path / "choice" / "all-subjects" / "selection.json").read_text())
+    win = runs[[r.name for r in runs].index(sel["chosen_run"])]
+    assert sel["run_losses"][sel["chosen_run"]] == min(sel["run_losses"].values())
+    for ext in (".safetensors", ".json"):
+        got = (tmp_path / "choice" / "all-subjects" / f"model{ext}").read_bytes()
+        assert got == (win / "all-subjects" / f"model{ext}").read_bytes()
+    # a finished run resumed elsewhere (its model committed, the per-epoch weights not) is left as it is ...
+    d = runs[0] / "all-subjects"
+    weights = d / "model.safetensors"
+    before = weights.read_bytes()
+    for i in range(3):
+        for f in (d / f"inner-{i}" / "weights").iterdir():
+            f.unlink()
+        (d / f"inner-{i}" / "weights").rmdir()
+    resume = nested.NestedExperiment.from_dict(json.loads((runs[0] / "config.json").read_text())["experiment"])
+    nested.run(resume, resume=True, progress=False)
+    assert weights.read_bytes() == before
+    # ... while an unfinished one retrains the inner folds whose weights are gone
+    weights.unlink()
+    (d / "selection.json").unlink()
+    capsys.readouterr()
+    nested.run(resume, resume=True, progress=False)
+    assert capsys.readouterr().err.count("finished without its per-epoch weights here: trained again") == 3
+    assert weights.is_file() and (d / "inner-0" / "weights").is_dir()

@@ -199,6 +199,12 @@ def configuration(run_dir: str | Path) -> tuple[str, str]:
     # through the experiment's own reader, so that a run written before a field existed
     # (it then has that field's default) keys like a run that records the default
     exp = NestedExperiment.from_dict(read_json(run / "config.json")["experiment"]).to_dict()
+    if exp.get("choose_among"):  # a choice among runs: the configurations it chose among
+        parts = [configuration(_constituent(run, c)) for c in exp["choose_among"]]
+        key = json.dumps({"choose_among": [k for k, _ in parts]})
+        label = f"{exp.get('task')}, {exp.get('model')}, chosen per outer fold among: " + "; ".join(
+            lab.split(", ", 2)[-1] for _, lab in parts)
+        return key, label
     for k in ("seed", "out", "data", "on_fold_done", "only_outer", "trainer", "eval_backend"):
         exp.pop(k, None)
     key = json.dumps(exp, sort_keys=True, default=str)
@@ -211,6 +217,16 @@ def configuration(run_dir: str | Path) -> tuple[str, str]:
             if r.get(k):
                 parts.append(f"{k.replace('_', ' ')} {r[k]}")
     return key, ", ".join(parts)
+
+
+def _constituent(run: Path, path: str) -> Path:
+    """A run a chosen run chose among: its recorded path, or a folder of that name beside it."""
+    p = Path(path)
+    if (p / "config.json").is_file():
+        return p
+    if (run.parent / p.name / "config.json").is_file():
+        return run.parent / p.name
+    raise AlsnetError(f"the run it chose among, {path}, is not here", run / "config.json")
 
 
 def seed_summary(run_dirs: list[str | Path]) -> pd.DataFrame:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import io
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -90,6 +91,8 @@ class NestedExperiment(RecipeConfig):
     budget_from: str | None = None
     #: Epochs trained beyond the chosen epoch of ``budget_from``'s same outer fold.
     budget_margin: int = 10
+    #: Set on a run made by :func:`choose_among`: the finished runs it chose among, fold by fold.
+    choose_among: list[str] | None = None
 
 
 def _say(msg: str) -> None:
@@ -365,8 +368,15 @@ def _steps(exp: NestedExperiment, ws: WindowSet, fold: NestedFold, epoch: int) -
     return [int((epoch + 1) * (len(tr) // b + (len(tr) % b > 1))) for _, tr, _ in fold.inner]
 
 
+def _not_chosen(exp: NestedExperiment, run_dir: Path) -> None:
+    if exp.choose_among:
+        raise AlsnetError("this run was chosen among other runs, not trained: rebuild it with "
+                          "scripts/nested_choose.py", run_dir / "config.json")
+
+
 def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, progress: bool = True) -> dict | None:
     """Run (or resume) a nested evaluation; returns the metrics once every outer fold is done."""
+    _not_chosen(exp, Path(exp.out))
     joined = False
     if exp.only_outer and not resume and not force:  # one job of an array sharing one run folder
         run_dir, joined = join_run_dir(exp.out, exp.to_dict(), ("only_outer", "out", "on_fold_done"))
@@ -375,6 +385,7 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
     if resume:
         exp = NestedExperiment.from_dict(read_json(run_dir / "config.json")["experiment"])
         exp.out = str(run_dir)
+        _not_chosen(exp, run_dir)
     if exp.model not in NESTED_MODELS:
         raise AlsnetError(f"unknown model {exp.model!r}; choose from {', '.join(NESTED_MODELS)}")
     task = get_task(exp.task)
@@ -416,6 +427,9 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
         if (od / "predictions.csv").is_file():
             frames.append(pd.read_csv(od / "predictions.csv", dtype={"fold": str, "subject": str}))
             continue
+        if not len(fold.test) and (od / "selection.json").is_file() and (
+                exp.model != "alsnet" or (od / "model.safetensors").is_file()):
+            continue  # the procedure on every subject, finished (its model saved)
         budget = fold_budget(exp, fold.name, split["folds_detail"]) if exp.model == "alsnet" else None
         recipe = replace(exp.recipe, max_epochs=budget["max_epochs"]) if budget else exp.recipe
         if budget:
@@ -424,7 +438,12 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
         for i, (name, train, val) in enumerate(fold.inner):
             d = od / name
             if (d / "done.json").is_file():
-                continue
+                if len(fold.test) or exp.model != "alsnet" or (d / "weights").is_dir():
+                    continue
+                # on every subject the ensemble is built from each epoch's weights, which stay
+                # local (results/.gitignore): a fold finished on another machine is trained again
+                _say(f"[{fold.name} {name}] finished without its per-epoch weights here: trained again")
+                shutil.rmtree(d)
             d.mkdir(parents=True, exist_ok=True)
             seed = exp.seed * 1000 + o * 10 + i
             _say(f"[{fold.name} {name}] {len(train)} train windows, {len(val)} inner validation "
@@ -448,7 +467,9 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
         return None
     pred = pd.concat(frames, ignore_index=True)
     write_csv(run_dir / "predictions.csv", pred)
-    return finish(run_dir, exp, task, pred, folds, wall_s=time.perf_counter() - t0)
+    inner_s = sum(inner_seconds(run_dir / f.name / name) for f in folds for name, _, _ in f.inner)
+    return finish(run_dir, exp, task, pred, [f.name for f in folds], wall_s=time.perf_counter() - t0,
+                  inner_time_s=inner_s, deviations=experiment_deviations(exp))
 
 
 def inner_seconds(d: Path) -> float:
@@ -467,14 +488,14 @@ def inner_seconds(d: Path) -> float:
     return float(read_json(d / "done.json").get("seconds", 0.0))
 
 
-def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame, folds: list[NestedFold], *,
-           wall_s: float) -> dict:
-    """metrics.json from the outer folds' predictions and selections."""
+def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame, folds: list[str], *,
+           wall_s: float, inner_time_s: float, deviations: list[str]) -> dict:
+    """metrics.json from the outer folds' (names ``folds``) predictions and selections."""
     from alsnet.evaluation.decision import DecisionRule
     from alsnet.evaluation.metrics import evaluate
     from alsnet.evaluation.stats import subject_proportions
 
-    sels = {f.name: read_json(run_dir / f.name / "selection.json") for f in folds}
+    sels = {name: read_json(run_dir / name / "selection.json") for name in folds}
     rules = {name: DecisionRule.from_dict(s["decision_rule"]) for name, s in sels.items()}
     pred["fold"] = pred["fold"].astype(str)
     metrics = evaluate(pred, task, n_boot=exp.n_boot, seed=exp.seed, rules=rules)
@@ -482,20 +503,116 @@ def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame,
     metrics.update({"task": task.name, "model": exp.model, "protocol": f"nested-{exp.outer}",
                     "protocol_label": describe_nested(exp.outer, exp.outer_k, exp.inner_k, exp.split_seed)["label"],
                     "shares_recordings_between_train_and_test": False,
-                    "deviations": experiment_deviations(exp),
+                    "deviations": deviations,
                     "window_settings": window_settings(), "seed": exp.seed, "split_seed": exp.split_seed,
-                    "choices": {name: {k: s.get(k) for k in ("chosen_epoch", "chosen_steps", "budget", "chosen_params",
-                                                               "calibrator", "decision_rule", "criterion",
-                                                               "chosen_on", "scored_by")}
+                    "choices": {name: {k: s.get(k) for k in ("chosen_run", "chosen_epoch", "chosen_steps", "budget",
+                                                               "chosen_params", "calibrator", "decision_rule",
+                                                               "criterion", "chosen_on", "scored_by")
+                                       if k in s or k != "chosen_run"}
                                 for name, s in sels.items()},
                     # the last process alone (a resumed run's earlier sessions are not in it) ...
                     "wall_time_s": round(wall_s, 1),
                     # ... and every inner fold's own time, summed over the sessions it ran in
-                    "inner_time_s": round(sum(inner_seconds(run_dir / f.name / name)
-                                              for f in folds for name, _, _ in f.inner), 1)})
+                    "inner_time_s": round(inner_time_s, 1)})
     write_json(run_dir / "metrics.json", metrics)
     _hook(exp, run_dir)
     return metrics
 
 
-__all__ = ["experiment_deviations", "NestedExperiment", "NESTED_MODELS", "EpochLogits", "run", "finish"]
+# --------------------------------------------------------------------------- choosing among runs
+
+def _chosen_loss(sel: dict, where: Path) -> float:
+    """The pooled inner OOF criterion a fold's selection reached at its chosen candidate."""
+    try:
+        return float(sel["curves"]["subject_log_loss"][int(sel["chosen_candidate"])])
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise AlsnetError("no chosen candidate and curves in it", where) from None
+
+
+def choose_among(runs: list[str | Path], out: str | Path, *, force: bool = False) -> dict | None:
+    """The nested procedure that also chooses the run (a variant, another model) on each outer fold.
+
+    ``runs`` are finished nested runs of one task, split and seed (for example the exact
+    network and its declared variants). On every outer fold the run whose own selection
+    reached the lowest pooled inner out-of-fold ``subject_log_loss`` at its chosen candidate
+    wins (ties: the earlier in ``runs``), and its choices and outer predictions are taken as
+    they are. Each run chose its candidate, calibration and rule from that same fold's pooled
+    inner OOF predictions, so this is one selection over every (run, candidate) pair at once;
+    no outer test label is read. On ``--outer none`` runs (the procedure on every subject) the
+    winner's ensemble model is copied. Returns the metrics (``None`` for ``--outer none``).
+    """
+    t0 = time.perf_counter()
+    runs = [Path(r) for r in runs]
+    if len(runs) < 2:
+        raise AlsnetError("choose among at least two runs")
+    configs = [read_json(r / "config.json") for r in runs]
+    exps = [NestedExperiment.from_dict(c["experiment"]) for c in configs]
+    split0 = configs[0]["split"].get("folds_detail")
+    for r, c, e in zip(runs[1:], configs[1:], exps[1:]):
+        for what, mine, first in (("task", e.task, exps[0].task), ("seed", e.seed, exps[0].seed),
+                                  ("outer folds", c["split"].get("folds_detail"), split0)):
+            if mine != first:
+                raise AlsnetError(f"its {what} differ from {runs[0]}'s: runs chosen among must share the task, "
+                                  "the split and the seed", r / "config.json")
+        if e.choose_among:
+            raise AlsnetError("a run that was itself chosen among others", r / "config.json")
+    if exps[0].choose_among:
+        raise AlsnetError("a run that was itself chosen among others", runs[0] / "config.json")
+    folds = [f["name"] for f in configs[0]["split"]["folds_detail"]]
+    on_all = exps[0].outer == "none"
+    for r in runs:
+        if not on_all and not (r / "metrics.json").is_file():
+            raise AlsnetError("unfinished (no metrics.json): finish it first (alsnet train --resume)", r)
+    run_dir = prepare_run_dir(out, force=force)
+    task = get_task(exps[0].task)
+    names = [r.name for r in runs]
+    models = sorted({e.model for e in exps})
+    exp = replace(exps[0], out=str(run_dir), on_fold_done=None, only_outer=None, choose_among=[str(r) for r in runs],
+                  model=models[0] if len(models) == 1 else "choice")
+    deviations = [f"per outer fold, the run with the lowest pooled inner out-of-fold subject log-loss among "
+                  f"{', '.join(names)} (ties: the earlier)"]
+    deviations += [f"{n}: {d}" for n, e in zip(names, exps) for d in experiment_deviations(e)]
+    config = {**configs[0], "experiment": exp.to_dict(), "model": exp.model,
+              "versions": versions(), "deviations": deviations,
+              "candidates_from": [{"run": str(r), "model": e.model, "recipe": e.recipe.to_dict() if e.model == "alsnet"
+                                   else None, "deviations": experiment_deviations(e)} for r, e in zip(runs, exps)],
+              "selection": "per outer fold, the run whose selection from pooled inner out-of-fold predictions reached "
+                           "the lowest subject log-loss (alsnet.training.nested.choose_among)"}
+    write_json(run_dir / "config.json", config)
+    frames = []
+    for fold in folds:
+        sels = []
+        for r in runs:
+            f = r / fold / "selection.json"
+            if not f.is_file():
+                raise AlsnetError(f"no selection for {fold} (unfinished?)", r)
+            sels.append(read_json(f))
+        losses = [_chosen_loss(sel, r / fold / "selection.json") for sel, r in zip(sels, runs)]
+        k = int(np.argmin(losses))   # first of ties
+        od = run_dir / fold
+        od.mkdir(parents=True, exist_ok=True)
+        report = {**sels[k], "chosen_run": names[k], "run_losses": dict(zip(names, losses)),
+                  "chosen_on": "pooled inner out-of-fold predictions of every run; outer test labels not read"}
+        write_json(od / "selection.json", report)
+        if on_all:
+            src = runs[k] / fold / "model.safetensors"
+            if models == ["alsnet"] and not src.is_file():
+                raise AlsnetError("the chosen run has no ensemble model (unfinished?)", src)
+            for ext in (".safetensors", ".json"):
+                if (runs[k] / fold / f"model{ext}").is_file():
+                    shutil.copyfile(runs[k] / fold / f"model{ext}", od / f"model{ext}")
+            continue
+        pred = read_csv(runs[k] / fold / "predictions.csv", need=("record", "subject", "y_true"))
+        write_csv(od / "predictions.csv", pred)
+        frames.append(pred)
+    if on_all:
+        return None
+    pred = pd.concat(frames, ignore_index=True)
+    write_csv(run_dir / "predictions.csv", pred)
+    cost = sum(float(read_json(r / "metrics.json").get("inner_time_s") or 0.0) for r in runs)
+    return finish(run_dir, exp, task, pred, folds, wall_s=time.perf_counter() - t0, inner_time_s=cost,
+                  deviations=deviations)
+
+
+__all__ = ["choose_among", "experiment_deviations", "NestedExperiment", "NESTED_MODELS", "EpochLogits", "run",
+           "finish"]
