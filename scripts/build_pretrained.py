@@ -123,6 +123,116 @@ def _build_nested(args, task, recipe, evaluation) -> int:
     return 0
 
 
+def _procedure(run: Path) -> list[tuple[str, int | None]]:
+    """What a nested run's procedure is, wherever its outer folds: per run it chooses among (one
+    for a plain run), its configuration key without the outer folds, and its budget margin."""
+    from alsnet.reporting.nested import _constituent, configuration
+    from alsnet.training.nested import NestedExperiment
+    from alsnet.training.runs import read_json
+
+    exp = NestedExperiment.from_dict(read_json(run / "config.json")["experiment"])
+    if exp.choose_among:
+        return [p for c in exp.choose_among for p in _procedure(_constituent(run, c))]
+    return [(configuration(run, ignore=("outer", "outer_k"))[0], exp.budget_margin if exp.budget_from else None)]
+
+
+def _nested_card_evaluation(runs: list[Path], baselines: list[Path], task: str, n_boot: int) -> dict:
+    """The card's evaluation: the first run in the shape of every card (the HTML report reads it),
+    each seed's subject-level numbers, their mean and range, and the paired comparison of each
+    seed with the baseline run of the same seed."""
+    from alsnet.errors import AlsnetError
+    from alsnet.reporting.nested import _subject_ll, paired_comparison, seed_summary
+    from alsnet.training.runs import read_json
+
+    first = _evaluation(runs[0], task)
+    seeds = []
+    for r in runs:
+        m = read_json(r / "metrics.json")
+        sp = m["subject_proportions"]["all"]
+        seeds.append({"run": str(r), "seed": m["seed"], "window_balanced_accuracy": m["window"]["balanced_accuracy"],
+                      "recording_balanced_accuracy": m["recording"]["balanced_accuracy"],
+                      "subjects_right": sp["k"], "n_subjects": sp["n"], "subjects_right_wilson95": sp["wilson"],
+                      "subject_log_loss": _subject_ll(r), "chosen": m.get("choices")})
+    table = seed_summary(runs)
+    if len(table) != 1:
+        raise AlsnetError(f"the evaluation runs are not seeds of one configuration: {', '.join(map(str, runs))}")
+    row = table.iloc[0]
+    over = {"configuration": row["configuration"], "n_seeds": int(row["n seeds"]),
+            **{k[1:]: {"mean": float(np.nanmean(v)), "min": float(np.nanmin(v)), "max": float(np.nanmax(v))}
+               for k, v in row.items() if str(k).startswith("_")}}
+    by_seed = {read_json(b / "metrics.json")["seed"]: b for b in baselines}
+    against = []
+    for r, sd in zip(runs, seeds):
+        b = by_seed.get(sd["seed"])
+        if b is None:
+            raise AlsnetError(f"no baseline run of seed {sd['seed']} among --baseline")
+        c = paired_comparison(r, b, n_boot=n_boot)
+        against.append({"seed": sd["seed"], "baseline": str(b), **{k: c[k] for k in (
+            "subject_log_loss_difference", "window_balanced_accuracy_difference", "mcnemar_subjects")}})
+    return {**first, "seeds": seeds, "over_seeds": over, "against_baseline": against,
+            "note": "nested subject-wise (5 outer x 3 inner subject folds): every choice from pooled inner "
+                    "out-of-fold predictions; differences are this model's procedure minus the baseline, paired "
+                    "by subject on the same folds"}
+
+
+def _build_from_run(args, task) -> int:  # noqa: ANN001 - argparse namespace, Task
+    """The bundled model from a finished procedure on every subject (``--outer none``), for example
+    the recipe chosen among the exact network and its variants (scripts/nested_choose.py)."""
+    from alsnet.data.dataset import load_windows
+    from alsnet.errors import AlsnetError
+    from alsnet.model.checkpoint import load_model, save_model
+    from alsnet.training.nested import NestedExperiment, train_command
+    from alsnet.training.runs import read_json
+
+    run = args.from_run
+    exp = NestedExperiment.from_dict(read_json(run / "config.json")["experiment"])
+    if exp.outer != "none" or exp.task != args.task:
+        raise AlsnetError(f"{run}: not the procedure on every subject of {args.task} (--outer none)")
+    if not args.evaluation or not args.baseline:
+        raise AlsnetError("--from-run needs --evaluation (the nested runs of the same procedure, one per seed) "
+                          "and --baseline (the best baseline's nested runs, same seeds)")
+    want = _procedure(run)
+    for ev in args.evaluation:
+        got = _procedure(ev)
+        if [k for k, _ in got] != [k for k, _ in want] or any(
+                m is not None and m != w for (_, m), (_, w) in zip(got, want)):
+            raise AlsnetError(f"{ev}: evaluates another procedure (recipes, split or budget margin) than {run}; "
+                              "its metrics would not describe this model")
+    evaluation = _nested_card_evaluation(args.evaluation, args.baseline, args.task, args.n_boot)
+    sel = read_json(run / "all-subjects" / "selection.json")
+    built = load_model(run / "all-subjects" / "model")
+    ws = load_windows(exp.data if Path(exp.data).exists() else args.data, task)
+    card = {k: v for k, v in built.card.items() if k not in ("architecture", "classes", "window", "weights_file",
+                                                              "weights_sha256", "card_version")}
+    chosen_exp = exp
+    if exp.choose_among:
+        from alsnet.reporting.nested import _constituent
+
+        src = _constituent(run, next(c for c in exp.choose_among if Path(c).name == sel["chosen_run"]))
+        chosen_exp = NestedExperiment.from_dict(read_json(src / "config.json")["experiment"])
+        card["selected_by"] = {
+            "procedure": "the nested procedure on every subject, choosing the recipe too: each candidate recipe's "
+                         "inner subject-wise 3-fold CV over all subjects; the recipe and epoch with the lowest "
+                         "pooled out-of-fold subject log-loss, with its calibration and decision rule",
+            "chosen_recipe_run": sel["chosen_run"], "pooled_oof_subject_log_loss": sel["run_losses"],
+            "commands": [train_command(NestedExperiment.from_dict(read_json(_constituent(run, c) / "config.json")
+                                                                  ["experiment"])) for c in exp.choose_among]
+            + [f"python scripts/nested_choose.py --out {run} " + " ".join(exp.choose_among)]}
+    card.update({"training_data": {"dataset": "EMGLab N2001 (biceps brachii), M. Nikolic, Rigshospitalet 2001",
+                                   "subjects": sorted(set(ws.subject)), "n_windows": len(ws)},
+                 "evaluation": evaluation, "intended_use": INTENDED_USE,
+                 "domain": _domain(args.data, ws, np.arange(len(ws))),
+                 "limitations": LIMITS + ([WEIGHTED_LIMIT] if chosen_exp.recipe.class_weight else []),
+                 "rebuild": (f"python scripts/build_pretrained.py --task {args.task} --data {args.data} "
+                             f"--from-run {run} --evaluation {' '.join(map(str, args.evaluation))} "
+                             f"--baseline {' '.join(map(str, args.baseline))}")})
+    out = args.out or (REPO / "src" / "alsnet" / "model" / "pretrained" / args.task)
+    save_model(out, built.members, card)
+    print(f"wrote {out.with_suffix('.safetensors')} and {out.with_suffix('.json')} "
+          f"({len(built.members)}-network ensemble of {sel.get('chosen_run', run.name)}, epoch {sel['chosen_epoch']})")
+    return 0
+
+
 def main(argv=None) -> int:
     from alsnet.data.dataset import load_windows
     from alsnet.data.labels import get_task
@@ -135,7 +245,16 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="data/N2001")
     ap.add_argument("--task", default="als-vs-normal", choices=["als-vs-normal", "three-class"])
-    ap.add_argument("--evaluation", type=Path, help="cross-validated run folder whose metrics go on the card")
+    ap.add_argument("--evaluation", type=Path, nargs="+",
+                    help="cross-validated run folder whose metrics go on the card (with --from-run: the nested "
+                         "runs of the same procedure, one per seed)")
+    ap.add_argument("--from-run", type=Path, metavar="RUN_DIR",
+                    help="bundle the ensemble of a finished procedure on every subject (alsnet train --protocol "
+                         "nested --outer none, or scripts/nested_choose.py over such runs), no training")
+    ap.add_argument("--n-boot", type=int, default=2000, help="replicates of the card's paired bootstrap")
+    ap.add_argument("--baseline", type=Path, nargs="+", default=[],
+                    help="with --from-run: the best baseline's nested runs (same folds, one per seed) for the "
+                         "card's paired comparison")
     ap.add_argument("--out", type=Path, default=None, help="default src/alsnet/model/pretrained/TASK")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "pretrained-build")
     ap.add_argument("--seed", type=int, default=0)
@@ -155,6 +274,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     task = get_task(args.task)
+    if args.from_run:
+        return _build_from_run(args, task)
+    if args.evaluation and len(args.evaluation) > 1:
+        raise AlsnetError("one --evaluation run describes a build that trains (several: with --from-run)")
+    args.evaluation = args.evaluation[0] if args.evaluation else None
     recipe = Recipe(max_epochs=args.max_epochs, train_crop=args.train_crop, class_weight=args.class_weight)
     if args.budget_from and not args.nested:
         raise AlsnetError("--budget-from sets the budget of a nested build: add --nested")

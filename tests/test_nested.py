@@ -230,6 +230,10 @@ def test_seed_summary_groups_runs_that_differ_only_in_their_seed(tmp_path, sim_d
     del cfg["experiment"]["read"]
     (runs["knn-s1"] / "config.json").write_text(json.dumps(cfg))
     assert configuration(runs["knn-s0"])[0] == configuration(runs["knn-s1"])[0]
+    # seeds 1 and 2 budgeted by seed 0's choices are seeds of seed 0's configuration
+    cfg["experiment"].update(budget_from=str(runs["knn-s0"]), budget_margin=10)
+    (runs["knn-s1"] / "config.json").write_text(json.dumps(cfg))
+    assert configuration(runs["knn-s0"])[0] == configuration(runs["knn-s1"])[0]
     assert configuration(runs["knn-s0"])[0] != configuration(runs["svm-s0"])[0]
     # give the two seeds known, different window balanced accuracies
     for name, v in (("knn-s0", 0.70), ("knn-s1", 0.80)):
@@ -450,3 +454,31 @@ def test_choosing_among_runs_on_every_subject_copies_the_winners_model_and_a_los
     nested.run(resume, resume=True, progress=False)
     assert capsys.readouterr().err.count("finished without its per-epoch weights here: trained again") == 3
     assert weights.is_file() and (d / "inner-0" / "weights").is_dir()
+
+
+@pytest.mark.parametrize("kw", [
+    {"model": "knn", "seed": 2},
+    {"model": "alsnet", "outer": "none", "budget_from": "results/x-s0", "budget_margin": 7},
+    {"model": "alsnet", "recipe_kw": {"train_crop": 0.125, "max_epochs": 40, "class_weight": "balanced",
+                                      "sampling": "class-subject-balanced", "augment": "gain-polarity",
+                                      "fast": False}},
+])
+def test_train_command_is_the_command_line_of_the_experiment(kw):
+    """The card's and the docs' command line gives back the experiment it was written from."""
+    import shlex
+    from dataclasses import replace
+
+    from alsnet.cli.main import build_parser
+    from alsnet.cli.train import nested_from_args
+    from alsnet.training.nested import NestedExperiment, train_command
+    from alsnet.training.recipe import Recipe
+
+    kw = dict(kw)
+    recipe = replace(Recipe(), **kw.pop("recipe_kw", {}))
+    exp = NestedExperiment(data="data/N2001", out="results/r", task="three-class", recipe=recipe, **kw)
+    argv = shlex.split(train_command(exp))
+    assert argv[:2] == ["alsnet", "train"]
+    back = nested_from_args(build_parser().parse_args(argv[1:])).to_dict()
+    want = exp.to_dict()
+    back.pop("trainer"), want.pop("trainer")   # where it runs (CPU, GPU), not what it computes
+    assert back == want

@@ -178,3 +178,69 @@ def test_a_nested_build_must_match_its_evaluation_budget_before_training(tmp_pat
     with pytest.raises(AlsnetError) as e:
         mod.main(base + ["--budget-from", budget_run, "--budget-margin", "10"])
     assert "another recipe" not in str(e.value)
+
+
+@pytest.mark.slow
+def test_a_build_from_a_finished_procedure_carries_its_seeds_and_baseline_comparison(tmp_path):
+    """--from-run bundles the ensemble of an --outer none run, no training; the card gets every
+    seed of the nested evaluation of the same procedure and the paired comparison with the
+    baseline of each seed; an evaluation of another recipe is refused."""
+    import importlib.util
+    from dataclasses import replace
+
+    import alsnet.training.nested as nested
+    from alsnet.data.simulate import simulate_dataset
+    from alsnet.errors import AlsnetError
+    from alsnet.model.checkpoint import load_model
+    from alsnet.training.recipe import Recipe
+
+    spec = importlib.util.spec_from_file_location(
+        "build_pretrained", Path(__file__).resolve().parents[1] / "scripts" / "build_pretrained.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    sim = tmp_path / "sim"
+    simulate_dataset(sim, n_subjects={"als": 5, "normal": 5}, recordings_per_subject=2, duration_s=2.2, seed=3)
+    recipe = Recipe(max_epochs=2, train_crop=0.05, recalibration_windows=8)
+    final = nested.NestedExperiment(data=str(sim), out=str(tmp_path / "all"), model="alsnet", outer="none",
+                                    recipe=recipe)
+    nested.run(final, progress=False)
+    # the nested evaluation of the same procedure at two seeds: its numbers are those of kNN runs
+    # on the same folds (an ALSNet nested run is 15 trainings; what the card takes is their files)
+    evals, bases = [], []
+    for seed in (0, 1):
+        for model, out in (("knn", evals), ("svm", bases)):
+            d = tmp_path / f"{model}-s{seed}"
+            nested.run(nested.NestedExperiment(data=str(sim), out=str(d), model=model, seed=seed, n_boot=20),
+                       progress=False)
+            out.append(d)
+        cfg = json.loads((evals[-1] / "config.json").read_text())
+        cfg["experiment"] = {**replace(final, outer="group-kfold", seed=seed, out=str(evals[-1])).to_dict()}
+        (evals[-1] / "config.json").write_text(json.dumps(cfg))
+    def argv(out):
+        return ["--task", "als-vs-normal", "--data", str(sim), "--from-run", str(tmp_path / "all"), "--out", str(out),
+                "--n-boot", "50", "--evaluation", *map(str, evals), "--baseline", *map(str, bases)]
+
+    out = tmp_path / "bundled"
+    assert mod.main(argv(out)) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    built = load_model(tmp_path / "all" / "all-subjects" / "model")
+    assert out.with_suffix(".safetensors").is_file() and len(load_model(out).members) == 3
+    assert card["selection"]["chosen_epoch"] == built.card["selection"]["chosen_epoch"]
+    assert card["decision_rule"] == built.card["decision_rule"]
+    ev = card["evaluation"]
+    assert [s["seed"] for s in ev["seeds"]] == [0, 1] and ev["over_seeds"]["n_seeds"] == 2
+    wba = [s["window_balanced_accuracy"] * 100 for s in ev["seeds"]]
+    assert ev["over_seeds"]["window bal. acc."] == pytest.approx({"mean": np.mean(wba), "min": min(wba),
+                                                                  "max": max(wba)})
+    assert [a["baseline"] for a in ev["against_baseline"]] == list(map(str, bases))
+    for a in ev["against_baseline"]:
+        assert a["subject_log_loss_difference"]["n_subjects"] == 10 == a["mcnemar_subjects"]["n"]
+    assert ev["subject"]["n"] == 10 and card["training_data"]["n_windows"] > 0
+    assert "--from-run" in card["rebuild"]
+    # an evaluation of another recipe does not describe this model: refused before anything is written
+    cfg = json.loads((evals[1] / "config.json").read_text())
+    cfg["experiment"]["recipe"]["class_weight"] = "balanced"
+    (evals[1] / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(AlsnetError, match="another procedure"):
+        mod.main(argv(tmp_path / "other"))
+    assert not (tmp_path / "other.json").exists()

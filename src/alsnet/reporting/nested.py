@@ -185,11 +185,15 @@ def _ll(pred: pd.DataFrame, task) -> float:  # noqa: ANN001 - a Task
     return subject_log_loss(pred[cols].to_numpy(), pred["y_true"].to_numpy(), pred["subject"].to_numpy())
 
 
-def configuration(run_dir: str | Path) -> tuple[str, str]:
+def configuration(run_dir: str | Path, ignore: tuple[str, ...] = ()) -> tuple[str, str]:
     """``(key, label)`` of a run's configuration: everything in its config but the training seed.
 
     Runs with the same key differ only in their seed (same task, model, recipe, reader
-    options and outer/inner split), so their numbers are seeds of one configuration.
+    options and outer/inner split), so their numbers are seeds of one configuration. The
+    per-fold epoch budget (``budget_from``) is not part of it: the budget of seeds 1 and 2 is
+    seed 0's chosen epoch + a margin, and seed 0, whose choices lie below that cap by
+    construction, is the same procedure under it (docs/results.md, "The budget of seeds 1 and
+    2"). ``ignore``: further experiment fields to leave out (e.g. ``outer``).
     """
     import json
 
@@ -200,12 +204,13 @@ def configuration(run_dir: str | Path) -> tuple[str, str]:
     # (it then has that field's default) keys like a run that records the default
     exp = NestedExperiment.from_dict(read_json(run / "config.json")["experiment"]).to_dict()
     if exp.get("choose_among"):  # a choice among runs: the configurations it chose among
-        parts = [configuration(_constituent(run, c)) for c in exp["choose_among"]]
+        parts = [configuration(_constituent(run, c), ignore) for c in exp["choose_among"]]
         key = json.dumps({"choose_among": [k for k, _ in parts]})
         label = f"{exp.get('task')}, {exp.get('model')}, chosen per outer fold among: " + "; ".join(
             lab.split(", ", 2)[-1] for _, lab in parts)
         return key, label
-    for k in ("seed", "out", "data", "on_fold_done", "only_outer", "trainer", "eval_backend"):
+    for k in ("seed", "out", "data", "on_fold_done", "only_outer", "trainer", "eval_backend", "budget_from",
+              "budget_margin", *ignore):
         exp.pop(k, None)
     key = json.dumps(exp, sort_keys=True, default=str)
     r = exp.get("recipe") or {}

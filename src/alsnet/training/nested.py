@@ -519,6 +519,30 @@ def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame,
     return metrics
 
 
+def train_command(exp: NestedExperiment) -> str:
+    """The ``alsnet train`` command line that runs ``exp`` (every recipe field off its default)."""
+    from dataclasses import fields
+
+    from alsnet.training.recipe import Recipe
+
+    args = ["alsnet", "train", "--data", exp.data, "--task", exp.task, "--protocol", "nested", "--outer", exp.outer]
+    if exp.outer == "group-kfold":
+        args += ["--folds", str(exp.outer_k)]
+    args += ["--inner-folds", str(exp.inner_k), "--model", exp.model, "--seed", str(exp.seed),
+             "--split-seed", str(exp.split_seed)]
+    if exp.model == "alsnet":
+        for f in fields(Recipe):
+            flag, value = f.metadata.get("cli"), getattr(exp.recipe, f.name)
+            if flag is None or value == f.default:
+                continue
+            args += [flag] if f.metadata.get("action") == "store_false" else [flag, f"{value:g}" if
+                                                                              isinstance(value, float) else str(value)]
+        if exp.budget_from:
+            args += ["--budget-from", exp.budget_from, "--budget-margin", str(exp.budget_margin)]
+    args += ["--out", exp.out]
+    return shlex.join(args)
+
+
 # --------------------------------------------------------------------------- choosing among runs
 
 def _chosen_loss(sel: dict, where: Path) -> float:
@@ -614,5 +638,5 @@ def choose_among(runs: list[str | Path], out: str | Path, *, force: bool = False
                   deviations=deviations)
 
 
-__all__ = ["choose_among", "experiment_deviations", "NestedExperiment", "NESTED_MODELS", "EpochLogits", "run",
-           "finish"]
+__all__ = ["choose_among", "experiment_deviations", "train_command", "NestedExperiment", "NESTED_MODELS",
+           "EpochLogits", "run", "finish"]
