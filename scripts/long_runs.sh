@@ -118,7 +118,8 @@ for seed in 1 2; do
 done
 VARIANTS=("balanced --class-weight balanced" "subjsampling --sampling class-subject-balanced"
           "gainpolarity --augment gain-polarity")
-for seed in 0 1 2; do    # seed 0 first: the screen; then seeds 1 and 2 (declared in docs/results.md)
+variants() {  # variants SEED: the three declared variants at one seed, both tasks
+  local seed=$1 variant name
   for variant in "${VARIANTS[@]}"; do
     set -- $variant
     name=$1
@@ -128,18 +129,26 @@ for seed in 0 1 2; do    # seed 0 first: the screen; then seeds 1 and 2 (declare
         --max-epochs 40 --budget-from "results/nested-$task-alsnet-crop0.125-s0" --budget-margin 10 "$@"
     done
   done
-done
-# 3b. the variant chosen per outer fold by the inner CV, each seed (seconds each)
-for seed in 0 1 2; do
-  for task in als-vs-normal three-class; do
-    choose "nested-$task-alsnet-choice-crop0.125-s$seed" "results/nested-$task-alsnet-crop0.125-s$seed" \
-      results/nested-$task-alsnet-{balanced,subjsampling,gainpolarity}-crop0.125-s$seed
+}
+# 3b. the variant chosen per outer fold by the inner CV, each seed whose four runs are finished
+#     (seconds each; lane 0 only)
+choices() {
+  local seed task
+  for seed in 0 1 2; do
+    for task in als-vs-normal three-class; do
+      choose "nested-$task-alsnet-choice-crop0.125-s$seed" "results/nested-$task-alsnet-crop0.125-s$seed" \
+        results/nested-$task-alsnet-{balanced,subjsampling,gainpolarity}-crop0.125-s$seed
+    done
   done
-done
+}
+variants 0          # the screen
+choices
 # 3c. the bundled models: the same procedure on every subject (--outer none, seed 0), each recipe's
 #     inner 3-fold CV over all subjects with the largest epoch exact seed 0 chose + 10; then the
 #     recipe and epoch chosen on the pooled out-of-fold predictions (scripts/build_pretrained.py
-#     --from-run results/allsubjects-TASK-alsnet-choice-crop0.125-s0 writes the bundled files)
+#     --from-run results/allsubjects-TASK-alsnet-choice-crop0.125-s0 writes the bundled files;
+#     before the variants' seeds 1 and 2, so that the rebuilt models come first and their cards
+#     take each seed as it is finished)
 for variant in "exact" "${VARIANTS[@]}"; do
   set -- $variant
   name=$1
@@ -155,6 +164,9 @@ for task in als-vs-normal three-class; do
   choose "allsubjects-$task-alsnet-choice-crop0.125-s0" "results/allsubjects-$task-alsnet-crop0.125-s0" \
     results/allsubjects-$task-alsnet-{balanced,subjsampling,gainpolarity}-crop0.125-s0
 done
+variants 1
+variants 2
+choices
 # 4. the crop screen of the budget study, one seed, ALS vs normal, the full 40-epoch budget
 #    (1-s crops, i.e. whole windows, cost ~4x: last)
 for crop in 0.25 0.5 1; do
