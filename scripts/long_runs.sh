@@ -6,9 +6,12 @@
 #
 # On a 2-core CPU, two lanes of one thread each finish more than one lane of two threads
 # (two single-thread training steps side by side: 0.63 s each; one 2-thread step: 0.44 s,
-# so 1.38x the throughput), each lane taking every other run of the list below:
+# so 1.38x the throughput). Each lane takes the first run of the list below that is not
+# finished, not held by the other lane (a lock in logs/locks/) and not waiting for the run
+# its budget comes from; after each run it starts again from the top, so the list's order
+# is the order in which runs finish, whatever their lengths:
 #
-#   for lane in 0 1; do LANES=2 LANE=$lane OMP_NUM_THREADS=1 \
+#   for lane in 0 1; do LANE=$lane OMP_NUM_THREADS=1 \
 #     nohup nice -n 10 bash scripts/long_runs.sh > logs/long_runs.$lane.log 2>&1 & done
 #
 # Every run writes into results/NAME and commits each finished inner and outer fold
@@ -21,18 +24,26 @@ DATA=${DATA:-data/N2001}
 ACC=${ACCELERATOR:-cpu}
 hook="bash $PWD/scripts/commit_results.sh {dir}"
 
-LANES=${LANES:-1}
-LANE=${LANE:-0}
-n_run=0
+LANE=${LANE:-0}      # lane 0 also builds the choices among finished runs (see choose)
+started=0 waiting=0 failed=" "
 nested() {  # nested NAME TASK MODEL SEED [extra train options...]
   local name=$1 task=$2 model=$3 seed=$4
   shift 4
-  n_run=$((n_run + 1))
-  if [ $(((n_run - 1) % LANES)) -ne "$LANE" ]; then return 0; fi   # another lane's run
+  [ "$started" = 1 ] && return 0      # one run per pass: the next pass starts from the top
   local out=results/$name
-  if [ -f "$out/metrics.json" ] || [ -f "$out/all-subjects/model.safetensors" ]; then
-    echo "== $name: finished"; return 0
-  fi
+  finished "$out" && return 0
+  case "$failed" in *" $name "*) return 0 ;; esac
+  local a prev=
+  for a in "$@"; do    # a budgeted run waits for its budget run's choices
+    if [ "$prev" = --budget-from ] && ! finished "$a"; then waiting=1; return 0; fi
+    prev=$a
+  done
+  mkdir -p logs/locks
+  local fd rc
+  exec {fd}>"logs/locks/$name.lock"
+  if ! flock -n "$fd"; then exec {fd}>&-; waiting=1; return 0; fi   # the other lane runs it
+  if finished "$out"; then exec {fd}>&-; return 0; fi                # finished meanwhile
+  started=1
   echo "== $name: $(date -u +%FT%TZ)"
   if [ -f "$out/config.json" ]; then
     alsnet train --resume "$out" --quiet
@@ -41,27 +52,38 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
       --inner-folds 3 --model "$model" --seed "$seed" --split-seed 0 --accelerator "$ACC" --quiet \
       --out "$out" --on-fold-done "$hook" "$@"
   fi
+  rc=$?
+  if [ $rc -ne 0 ]; then failed="$failed$name "; echo "== $name: failed (exit $rc), not retried by this lane"; fi
   bash scripts/commit_results.sh "$out"
+  commit_model "$out"
+  exec {fd}>&-
+}
+commit_model() {
   # the procedure on every subject (--outer none) ends in an ensemble model (~1 MB): kept, so that
   # a choice among such runs (scripts/nested_choose.py) can be made in a later session
-  local m=$out/all-subjects/model
+  local m=$1/all-subjects/model
   if [ -f "$m.safetensors" ] && [ -f "$m.json" ]; then
     git add -f -- "$m.safetensors" "$m.json" \
-      && git commit -q -m "results: $out ensemble model (the procedure on every subject)" -- "$m.safetensors" "$m.json"
+      && git commit -q -m "results: $1 ensemble model (the procedure on every subject)" -- "$m.safetensors" "$m.json"
   fi
 }
+finished() {  # a nested run with its metrics, or the procedure on every subject with its model
+  [ -f "$1/metrics.json" ] || [ -f "$1/all-subjects/model.safetensors" ]
+}
 # choose NAME RUN...: the variant chosen per outer fold by the inner CV (no training), once every
-# RUN is finished (lane 0 only: two lanes would write the same folder)
+# RUN is finished (lane 0 only, between runs: two lanes would write the same folder)
 choose() {
   local name=$1
   shift
-  [ "$LANE" = 0 ] || return 0
+  [ "$LANE" = 0 ] && [ "$started" = 0 ] || return 0
+  finished "results/$name" && return 0    # built from finished runs, which never change
   local r
   for r in "$@"; do
-    [ -f "$r/metrics.json" ] || [ -f "$r/all-subjects/model.safetensors" ] || { echo "== $name: waits for $r"; return 0; }
+    finished "$r" || return 0
   done
   echo "== $name: $(date -u +%FT%TZ)"
-  python3 scripts/nested_choose.py --out "results/$name" "$@" && bash scripts/commit_results.sh "results/$name"
+  python3 scripts/nested_choose.py --out "results/$name" "$@" && bash scripts/commit_results.sh "results/$name" \
+    && commit_model "results/$name"
 }
 
 # 0. the paper's split with the paper's full recipe (whole windows, up to 100 epochs, early
@@ -88,7 +110,8 @@ paper_full() {
   git commit -q -m "results: $out model (paper split, full recipe)" -- "$out/model.safetensors" "$out/model.json" || true
 }
 if [ "${ONLY:-}" = paper ]; then paper_full; exit $?; fi
-if [ "$LANES" = 1 ]; then paper_full; fi
+
+queue() {
 
 # 1. fair baselines, both tasks (minutes each)
 for task in als-vs-normal three-class; do
@@ -172,3 +195,13 @@ choices
 for crop in 0.25 0.5 1; do
   nested "nested-als-vs-normal-alsnet-crop$crop-s0" als-vs-normal alsnet 0 --train-crop "$crop" --max-epochs 40
 done
+}
+
+while :; do
+  started=0 waiting=0
+  queue
+  [ "$started" = 1 ] && continue
+  [ "$waiting" = 1 ] || break
+  sleep 300    # every run left is held by the other lane or waits for its budget run
+done
+echo "== nothing left to run: $(date -u +%FT%TZ)"

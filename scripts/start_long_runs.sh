@@ -23,7 +23,7 @@ mkdir -p logs
 cp scripts/long_runs.sh logs/long_runs.running.sh   # bash reads a script as it runs: run a copy
 export ALSNET_CACHE_DIR=${ALSNET_CACHE_DIR:-$snap/.cache} PYTHONPATH=$snap/src OMP_NUM_THREADS=1
 for lane in 0 1; do
-  LANES=2 LANE=$lane nohup nice -n 10 bash logs/long_runs.running.sh > "logs/long_runs.$lane.log" 2>&1 &
+  LANE=$lane nohup nice -n 10 bash logs/long_runs.running.sh > "logs/long_runs.$lane.log" 2>&1 &
 done
 ONLY=paper nohup nice -n 10 bash logs/long_runs.running.sh > logs/paper.log 2>&1 &
 echo "started: lanes 0 and 1 (logs/long_runs.{0,1}.log) and the paper run (logs/paper.log), code $(git -C "$snap" rev-parse --short HEAD)"
