@@ -482,3 +482,35 @@ def test_train_command_is_the_command_line_of_the_experiment(kw):
     want = exp.to_dict()
     back.pop("trainer"), want.pop("trainer")   # where it runs (CPU, GPU), not what it computes
     assert back == want
+
+
+def test_poisoning_the_outer_test_labels_changes_no_choice_among_runs(tmp_path, sim_dir):
+    """The run chosen for an outer fold, and the losses it was chosen on, do not move when that
+    fold's test labels are flipped in every run it chooses among."""
+    import alsnet.training.nested as nested
+    from alsnet.data.dataset import load_windows as real_load
+
+    def load(*a, **k):
+        ws = real_load(*a, **k)
+        folds = make_nested_folds(ws.y, ws.subject, outer="group-kfold", outer_k=5, inner_k=3, seed=0)
+        test = next(f.test for f in folds if f.name == "outer-0")
+        ws.y[test] = 1 - ws.y[test]
+        return ws
+
+    chosen = {}
+    for kind in ("clean", "poisoned"):
+        runs = []
+        for model in ("knn", "svm"):
+            runs.append(tmp_path / f"{kind}-{model}")
+            exp = nested.NestedExperiment(data=str(sim_dir), out=str(runs[-1]), model=model, n_boot=0)
+            orig = nested.load_windows
+            nested.load_windows = load if kind == "poisoned" else orig
+            try:
+                nested.run(exp, progress=False)
+            finally:
+                nested.load_windows = orig
+        nested.choose_among(runs, tmp_path / f"{kind}-choice")
+        sel = json.loads((tmp_path / f"{kind}-choice" / "outer-0" / "selection.json").read_text())
+        chosen[kind] = (sel["chosen_run"].split("-", 1)[1], sorted(sel["run_losses"].values()),
+                        sel["decision_rule"], sel["calibrator"])
+    assert chosen["clean"] == chosen["poisoned"]
