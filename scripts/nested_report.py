@@ -6,7 +6,8 @@
 Prints markdown: one row per finished run (intervals and the number of subjects they rest
 on), one row per configuration over its seeds (mean and range), each subject's probability
 of its own class under every run of the same task, and the paired comparison of every ALSNet
-run with every baseline run of the same task (paired subject bootstrap, exact McNemar).
+run with every baseline run of the same task and seed (with every baseline run where none has
+that seed; paired subject bootstrap, exact McNemar).
 Unfinished runs are listed with their progress. The figure shows the inner out-of-fold
 curves of every ALSNet run against optimiser steps.
 """
@@ -77,8 +78,12 @@ def main(argv: list[str] | None = None) -> int:
         print(per_subject_table(runs).round(3).to_markdown())
         nets = [run for run, r in zip(finished, rows) if r["task"] == task and r["model"] == "alsnet"]
         bases = [run for run, r in zip(finished, rows) if r["task"] == task and r["model"] != "alsnet"]
+        seed_of = {run: r["seed"] for run, r in zip(finished, rows)}
         for a in nets:
-            for b in bases:
+            # paired with the baselines of the same seed where there are any (the seeds of one
+            # procedure against the seeds of the other), else with every baseline run
+            same = [b for b in bases if seed_of[b] == seed_of[a]]
+            for b in same or bases:
                 c = paired_comparison(a, b, n_boot=args.n_boot)
                 ll, ba, mc = (c["subject_log_loss_difference"], c["window_balanced_accuracy_difference"],
                               c["mcnemar_subjects"])
