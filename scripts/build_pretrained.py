@@ -127,10 +127,9 @@ def _procedure(run: Path) -> list[tuple[str, int | None]]:
     """What a nested run's procedure is, wherever its outer folds: per run it chooses among (one
     for a plain run), its configuration key without the outer folds, and its budget margin."""
     from alsnet.reporting.nested import _constituent, configuration
-    from alsnet.training.nested import NestedExperiment
-    from alsnet.training.runs import read_json
+    from alsnet.training.nested import read_config
 
-    exp = NestedExperiment.from_dict(read_json(run / "config.json")["experiment"])
+    _, exp = read_config(run)
     if exp.choose_among:
         return [p for c in exp.choose_among for p in _procedure(_constituent(run, c))]
     return [(configuration(run, ignore=("outer", "outer_k"))[0], exp.budget_margin if exp.budget_from else None)]
@@ -181,11 +180,11 @@ def _build_from_run(args, task) -> int:  # noqa: ANN001 - argparse namespace, Ta
     from alsnet.data.dataset import load_windows
     from alsnet.errors import AlsnetError
     from alsnet.model.checkpoint import load_model, save_model
-    from alsnet.training.nested import NestedExperiment, train_command
+    from alsnet.training.nested import read_config, train_command
     from alsnet.training.runs import read_json
 
     run = args.from_run
-    exp = NestedExperiment.from_dict(read_json(run / "config.json")["experiment"])
+    _, exp = read_config(run)
     if exp.outer != "none" or exp.task != args.task:
         raise AlsnetError(f"{run}: not the procedure on every subject of {args.task} (--outer none)")
     if not args.evaluation or not args.baseline:
@@ -209,14 +208,13 @@ def _build_from_run(args, task) -> int:  # noqa: ANN001 - argparse namespace, Ta
         from alsnet.reporting.nested import _constituent
 
         src = _constituent(run, next(c for c in exp.choose_among if Path(c).name == sel["chosen_run"]))
-        chosen_exp = NestedExperiment.from_dict(read_json(src / "config.json")["experiment"])
+        _, chosen_exp = read_config(src)
         card["selected_by"] = {
             "procedure": "the nested procedure on every subject, choosing the recipe too: each candidate recipe's "
                          "inner subject-wise 3-fold CV over all subjects; the recipe and epoch with the lowest "
                          "pooled out-of-fold subject log-loss, with its calibration and decision rule",
             "chosen_recipe_run": sel["chosen_run"], "pooled_oof_subject_log_loss": sel["run_losses"],
-            "commands": [train_command(NestedExperiment.from_dict(read_json(_constituent(run, c) / "config.json")
-                                                                  ["experiment"])) for c in exp.choose_among]
+            "commands": [train_command(read_config(_constituent(run, c))[1]) for c in exp.choose_among]
             + [f"python scripts/nested_choose.py --out {run} " + " ".join(exp.choose_among)]}
     card.update({"training_data": {"dataset": "EMGLab N2001 (biceps brachii), M. Nikolic, Rigshospitalet 2001",
                                    "subjects": sorted(set(ws.subject)), "n_windows": len(ws)},

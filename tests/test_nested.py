@@ -409,6 +409,11 @@ def test_choosing_among_runs_is_one_selection_over_every_runs_candidates(tmp_pat
         nested.choose_among([runs["knn", 0], runs["svm", 1]], tmp_path / "mixed")
     with pytest.raises(AlsnetError, match="chosen among others"):
         nested.choose_among([tmp_path / "choice-s0", runs["svm", 0]], tmp_path / "nested-choice")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text(json.dumps({"experiment": {"recipe": {}}}))   # JSON, not a run's
+    with pytest.raises(AlsnetError, match=r"broken/config\.json: not a nested run's config"):
+        nested.choose_among([runs["knn", 0], broken], tmp_path / "with-broken")
     with pytest.raises(AlsnetError, match="not trained"):
         nested.run(nested.NestedExperiment.from_dict(
             json.loads((tmp_path / "choice-s0" / "config.json").read_text())["experiment"]), resume=True,

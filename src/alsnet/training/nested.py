@@ -553,6 +553,18 @@ def _chosen_loss(sel: dict, where: Path) -> float:
         raise AlsnetError("no chosen candidate and curves in it", where) from None
 
 
+def read_config(run: str | Path) -> tuple[dict, NestedExperiment]:
+    """A nested run's ``config.json`` and its experiment; a file that is not one is one AlsnetError."""
+    f = Path(run) / "config.json"
+    config = read_json(f)
+    try:
+        exp = NestedExperiment.from_dict(config["experiment"])
+        config["split"]["folds_detail"]
+    except (KeyError, TypeError, ValueError, AlsnetError) as e:
+        raise AlsnetError(f"not a nested run's config ({type(e).__name__}: {e})", f) from None
+    return config, exp
+
+
 def choose_among(runs: list[str | Path], out: str | Path, *, force: bool = False) -> dict | None:
     """The nested procedure that also chooses the run (a variant, another model) on each outer fold.
 
@@ -569,8 +581,7 @@ def choose_among(runs: list[str | Path], out: str | Path, *, force: bool = False
     runs = [Path(r) for r in runs]
     if len(runs) < 2:
         raise AlsnetError("choose among at least two runs")
-    configs = [read_json(r / "config.json") for r in runs]
-    exps = [NestedExperiment.from_dict(c["experiment"]) for c in configs]
+    configs, exps = zip(*(read_config(r) for r in runs))
     split0 = configs[0]["split"].get("folds_detail")
     for r, c, e in zip(runs[1:], configs[1:], exps[1:]):
         for what, mine, first in (("task", e.task, exps[0].task), ("seed", e.seed, exps[0].seed),
@@ -638,5 +649,5 @@ def choose_among(runs: list[str | Path], out: str | Path, *, force: bool = False
                   deviations=deviations)
 
 
-__all__ = ["choose_among", "experiment_deviations", "train_command", "NestedExperiment", "NESTED_MODELS",
+__all__ = ["choose_among", "experiment_deviations", "read_config", "train_command", "NestedExperiment", "NESTED_MODELS",
            "EpochLogits", "run", "finish"]
