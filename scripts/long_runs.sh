@@ -31,7 +31,7 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
   shift 4
   [ "$started" = 1 ] && return 0      # one run per pass: the next pass starts from the top
   local out=results/$name
-  finished "$out" && return 0
+  done_here "$out" && return 0
   case "$failed" in *" $name "*) return 0 ;; esac
   local a prev=
   for a in "$@"; do    # a budgeted run waits for its budget run's choices
@@ -42,15 +42,17 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
   local fd rc
   exec {fd}>"logs/locks/$name.lock"
   if ! flock -n "$fd"; then exec {fd}>&-; waiting=1; return 0; fi   # the other lane runs it
-  if finished "$out"; then exec {fd}>&-; return 0; fi                # finished meanwhile
+  if done_here "$out"; then exec {fd}>&-; return 0; fi               # finished meanwhile
   started=1
-  echo "== $name: $(date -u +%FT%TZ)"
+  echo "== $name: $(date -u +%FT%TZ)${FOLDS:+ (outer folds $FOLDS only)}"
+  local only=() f
+  for f in $FOLDS; do only+=(--outer-fold "$f"); done
   if [ -f "$out/config.json" ]; then
-    alsnet train --resume "$out" --quiet
+    alsnet train --resume "$out" --quiet "${only[@]}"
   else
     alsnet train --data "$DATA" --task "$task" --protocol nested --outer group-kfold --folds 5 \
       --inner-folds 3 --model "$model" --seed "$seed" --split-seed 0 --accelerator "$ACC" --quiet \
-      --out "$out" --on-fold-done "$hook" "$@"
+      --out "$out" --on-fold-done "$hook" "${only[@]}" "$@"
   fi
   rc=$?
   if [ $rc -ne 0 ]; then failed="$failed$name "; echo "== $name: failed (exit $rc), not retried by this lane"; fi
@@ -69,6 +71,12 @@ commit_model() {
 }
 finished() {  # a nested run with its metrics, or the procedure on every subject with its model
   [ -f "$1/metrics.json" ] || [ -f "$1/all-subjects/model.safetensors" ]
+}
+FOLDS=    # set (e.g. "outer-0 outer-1"): the runs queued meanwhile train only these outer folds (a screen)
+done_here() {  # finished, or (a screen) each of its outer folds scored
+  if [ -z "$FOLDS" ]; then finished "$1"; return; fi
+  local f
+  for f in $FOLDS; do [ -f "$1/$f/predictions.csv" ] || return 1; done
 }
 # choose NAME RUN...: the variant chosen per outer fold by the inner CV (no training), once every
 # RUN is finished (lane 0 only, between runs: two lanes would write the same folder)
@@ -190,11 +198,15 @@ done
 variants 1
 variants 2
 choices
-# 4. the crop screen of the budget study, one seed, ALS vs normal, the full 40-epoch budget
+# 4. the crop screen of the budget study, one seed, ALS vs normal, the full 40-epoch budget, on the
+#    first two outer folds (6 inner trainings per crop length; declared in docs/results.md, "The crop
+#    screen on two outer folds"), drawn beside the same 6 inner trainings of the 0.125-s run
 #    (1-s crops, i.e. whole windows, cost ~4x: last)
+FOLDS="outer-0 outer-1"
 for crop in 0.25 0.5 1; do
   nested "nested-als-vs-normal-alsnet-crop$crop-s0" als-vs-normal alsnet 0 --train-crop "$crop" --max-epochs 40
 done
+FOLDS=
 }
 
 while :; do

@@ -2,6 +2,8 @@
 
     python scripts/nested_report.py results/nested-* --figure docs/figures/budget_inner_curves.png
     python scripts/nested_report.py results/nested-*-alsnet-* --budget-table    # one row per inner training
+    python scripts/nested_report.py results/nested-als-vs-normal-alsnet-crop*-s0 --outer-fold outer-0 \
+        --outer-fold outer-1 --figure docs/figures/budget_crop_screen.png     # the crop screen
 
 Prints markdown: one row per finished run (intervals and the number of subjects they rest
 on), one row per configuration over its seeds (mean and range), each subject's probability
@@ -51,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="print one row per finished inner training of every ALSNet run (its best epoch)")
     ap.add_argument("--unfinished", action="store_true",
                     help="draw the epochs logged so far by inner trainings still running (dotted)")
+    ap.add_argument("--outer-fold", action="append", metavar="NAME",
+                    help="draw and tabulate only these outer folds' inner trainings (repeatable): compares a "
+                         "screen run on some outer folds with other runs on the same folds")
     args = ap.parse_args(argv)
     finished, unfinished = [], []
     for run in args.runs:
@@ -100,7 +105,11 @@ def main(argv: list[str] | None = None) -> int:
                 crop = cfg["experiment"]["recipe"].get("train_crop")
                 label = f"{cfg['task']['name'] if isinstance(cfg['task'], dict) else cfg['task']}, " + (
                     f"crop {crop:g} s" if crop else "whole windows") + f", seed {cfg['seed']}"
-                curves[label] = inner_curves(run, unfinished=args.unfinished)
+                c = inner_curves(run, unfinished=args.unfinished)
+                if args.outer_fold and len(c):
+                    c = c[c["outer"].isin(args.outer_fold)]
+                    label += f", {'+'.join(args.outer_fold)}"
+                curves[label] = c
                 if args.budget_table:
                     table = budget_table(curves[label], held_out_subjects(run), label=f"{label}, ")
                     print(f"\n### Inner trainings of {run.name}: {len(table)} finished\n")

@@ -49,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     n.add_argument("--split-seed", type=int, default=0, metavar="N",
                    help="seed of the outer and inner splits (default 0; --seed seeds the training)")
     n.add_argument("--outer-fold", action="append", dest="only_outer", metavar="NAME",
-                   help="run only this outer fold (repeatable), e.g. outer-0")
+                   help="run only this outer fold (repeatable), e.g. outer-0; with --resume, the outer folds this "
+                        "process continues")
     n.add_argument("--budget-from", metavar="RUN_DIR",
                    help="ALSNet: train each outer fold's inner models for the epoch that nested run (same split) "
                         "chose for the same outer fold + --budget-margin, at most --max-epochs")

@@ -383,8 +383,10 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
     else:
         run_dir = prepare_run_dir(exp.out, force=force, resume=resume)
     if resume:
+        # the run's own experiment; the caller's --outer-fold still says which folds this process trains
+        only = exp.only_outer
         exp = NestedExperiment.from_dict(read_json(run_dir / "config.json")["experiment"])
-        exp.out = str(run_dir)
+        exp.out, exp.only_outer = str(run_dir), only
         _not_chosen(exp, run_dir)
     if exp.model not in NESTED_MODELS:
         raise AlsnetError(f"unknown model {exp.model!r}; choose from {', '.join(NESTED_MODELS)}")
