@@ -183,7 +183,6 @@ def test_a_nested_baseline_run_scores_every_subject_once_and_records_its_choices
     assert again["subject"]["confusion_matrix"] == m["subject"]["confusion_matrix"]
 
 
-
 def test_a_resumed_run_trains_only_the_outer_folds_it_is_given(tmp_path, sim_dir):
     # a screen on some outer folds, continued by --resume --outer-fold, stays on those folds
     import alsnet.training.nested as nested
@@ -199,6 +198,7 @@ def test_a_resumed_run_trains_only_the_outer_folds_it_is_given(tmp_path, sim_dir
     assert json.loads((out / "config.json").read_text())["experiment"]["only_outer"] is None
     m = nested.run(nested.NestedExperiment(data=str(sim_dir), out=str(out)), resume=True, progress=False)
     assert set(m["choices"]) == {f"outer-{i}" for i in range(5)}
+
 
 @pytest.mark.slow
 def test_the_procedure_on_all_subjects_builds_the_ensemble_its_choices_were_made_for(tmp_path, sim_dir):

@@ -382,10 +382,11 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
         run_dir, joined = join_run_dir(exp.out, exp.to_dict(), ("only_outer", "out", "on_fold_done"))
     else:
         run_dir = prepare_run_dir(exp.out, force=force, resume=resume)
+    old = None
     if resume:
         # the run's own experiment; the caller's --outer-fold still says which folds this process trains
         only = exp.only_outer
-        exp = NestedExperiment.from_dict(read_json(run_dir / "config.json")["experiment"])
+        old, exp = read_config(run_dir)
         exp.out, exp.only_outer = str(run_dir), only
         _not_chosen(exp, run_dir)
     if exp.model not in NESTED_MODELS:
@@ -407,7 +408,7 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
               "deviations": experiment_deviations(exp),
               "selection": "every choice from pooled inner out-of-fold predictions (alsnet.evaluation.selection)"}
     if resume or joined:
-        old = read_json(run_dir / "config.json")
+        old = old or read_json(run_dir / "config.json")
         if old.get("split", {}).get("folds_detail") != split["folds_detail"]:
             raise AlsnetError("the data set's folds differ from the run's: not the same data?", run_dir / "config.json")
     else:
