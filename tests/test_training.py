@@ -37,6 +37,7 @@ def _train(data: Path, out: Path, *extra: str) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.both_paths
 def test_training_reduces_the_loss_and_beats_chance_on_held_out_subjects(sim_data, tmp_path):
     m = _train(sim_data, tmp_path / "run", "--protocol", "subject-holdout", "--max-epochs", "4")
     hist = pd.read_csv(tmp_path / "run" / "history.csv")
@@ -79,6 +80,7 @@ def test_existing_run_folder_is_not_overwritten_without_force(sim_data, tmp_path
 
 
 @pytest.mark.slow
+@pytest.mark.both_paths
 def test_same_seed_gives_the_same_metrics(sim_data, tmp_path):
     a = _train(sim_data, tmp_path / "a", "--protocol", "paper", "--max-epochs", "2")
     b = _train(sim_data, tmp_path / "b", "--protocol", "paper", "--max-epochs", "2")
