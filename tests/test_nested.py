@@ -536,3 +536,33 @@ def test_poisoning_the_outer_test_labels_changes_no_choice_among_runs(tmp_path, 
         chosen[kind] = (sel["chosen_run"].split("-", 1)[1], sorted(sel["run_losses"].values()),
                         sel["decision_rule"], sel["calibrator"])
     assert chosen["clean"] == chosen["poisoned"]
+
+
+def test_the_subject_rule_rescoring_reproduces_the_run_and_reads_no_outer_test_label(tmp_path, sim_dir):
+    import alsnet.training.nested as nested
+    from alsnet.data.dataset import load_windows
+    from alsnet.data.labels import get_task
+    from alsnet.training.rescore import nested_subject_rule
+
+    exp = nested.NestedExperiment(data=str(sim_dir), out=str(tmp_path / "run"), model="knn", n_boot=0)
+    m = nested.run(exp, progress=False)
+    ws = load_windows(str(sim_dir), get_task(exp.task), progress=False)
+    sub = nested_subject_rule(tmp_path / "run", ws)
+    assert len(sub) == 10 and sorted(sub["subject"]) == sorted(set(ws.subject))
+    # the run's own rule, rebuilt from its selection.json, gives the run's subject decisions
+    cm = np.zeros((2, 2), int)
+    np.add.at(cm, (sub["y_true"].to_numpy(), sub["pred_window"].to_numpy()), 1)
+    assert cm.tolist() == m["subject"]["confusion_matrix"]
+    assert all(o[0] == 0.0 for o in sub["offsets_subject"])
+    # flipping the outer test labels of a fold's predictions changes no offset and no decision
+    import pandas as pd
+
+    f = tmp_path / "run" / "outer-0" / "predictions.csv"
+    pred = pd.read_csv(f)
+    pred["y_true"] = 1 - pred["y_true"]
+    pred.to_csv(f, index=False)
+    poisoned = nested_subject_rule(tmp_path / "run", ws)
+    assert poisoned["offsets_subject"].tolist() == sub["offsets_subject"].tolist()
+    for rule in ("default", "window", "subject"):
+        assert poisoned[f"pred_{rule}"].tolist() == sub[f"pred_{rule}"].tolist()
+    assert (poisoned["y_true"] != sub["y_true"]).sum() == (sub["fold"] == "outer-0").sum()

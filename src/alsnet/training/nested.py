@@ -292,9 +292,9 @@ class EpochLogits:
 
 # --------------------------------------------------------------------------- outer folds
 
-def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: NestedFold, d: Path,
-                  budget: dict | None = None) -> pd.DataFrame:
-    """Choose from the pooled inner OOF predictions, then (only then) score the outer test windows."""
+def load_inner(ws: WindowSet, fold: NestedFold, d: Path) -> tuple[list[InnerOOF], list[np.ndarray]]:
+    """The finished inner folds of outer fold directory ``d``: their out-of-fold predictions
+    (every candidate) and their outer test logits, checked against the split."""
     oof, test_logits = [], []
     for name, _, val in fold.inner:
         v, t, vi, ti = _load_oof(d / name)
@@ -302,6 +302,19 @@ def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: Nested
             raise AlsnetError("inner-fold windows differ from the split (another data set or seed?)", d / name)
         oof.append(InnerOOF(v, ws.y[val], ws.subject[val]))
         test_logits.append(t)
+    return oof, test_logits
+
+
+def run_folds(exp: NestedExperiment, ws: WindowSet) -> list[NestedFold]:
+    """The nested folds of ``exp`` on its windows ``ws``."""
+    return make_nested_folds(ws.y, ws.subject, outer=exp.outer, outer_k=exp.outer_k, inner_k=exp.inner_k,
+                             seed=exp.split_seed)
+
+
+def _finish_outer(exp: NestedExperiment, ws: WindowSet, task: Task, fold: NestedFold, d: Path,
+                  budget: dict | None = None) -> pd.DataFrame:
+    """Choose from the pooled inner OOF predictions, then (only then) score the outer test windows."""
+    oof, test_logits = load_inner(ws, fold, d)
     sel = select(oof)
     report = dict(sel.report)
     report.update({"outer_fold": fold.name, "test_subjects": sorted(set(ws.subject[fold.test])),
@@ -394,8 +407,7 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
     task = get_task(exp.task)
     t0 = time.perf_counter()
     ws = load_windows(exp.data, task, invalid=exp.invalid, read=exp.read, progress=progress)
-    folds = make_nested_folds(ws.y, ws.subject, outer=exp.outer, outer_k=exp.outer_k, inner_k=exp.inner_k,
-                              seed=exp.split_seed)
+    folds = run_folds(exp, ws)
     split = describe_nested(exp.outer, exp.outer_k, exp.inner_k, exp.split_seed)
     split["folds_detail"] = [{"name": f.name, "test_subjects": sorted(set(ws.subject[f.test])),
                               "inner": [{"name": n, "val_subjects": sorted(set(ws.subject[va])),
@@ -652,5 +664,5 @@ def choose_among(runs: list[str | Path], out: str | Path, *, force: bool = False
                   deviations=deviations)
 
 
-__all__ = ["choose_among", "experiment_deviations", "read_config", "train_command", "NestedExperiment", "NESTED_MODELS",
-           "EpochLogits", "run", "finish"]
+__all__ = ["choose_among", "experiment_deviations", "load_inner", "read_config", "run_folds", "train_command",
+           "NestedExperiment", "NESTED_MODELS", "EpochLogits", "run", "finish"]

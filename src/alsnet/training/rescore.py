@@ -60,3 +60,55 @@ def rescore_run(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> tu
 
 
 __all__ = ["rescore_run"]
+
+
+def nested_subject_rule(run_dir: str | Path, ws=None) -> pd.DataFrame:  # noqa: ANN001 - a WindowSet
+    """Subject decisions of a finished nested run under three rules, for comparing them.
+
+    - ``default``: P(positive) >= 0.5, or the most probable class;
+    - ``window``: the run's own rule, offsets fitted on the pooled inner out-of-fold *windows*;
+    - ``subject``: offsets fitted the same way (:func:`fit_class_offsets`) on the pooled inner
+      out-of-fold *subjects* (each subject's mean of its recordings' mean probabilities).
+
+    Each outer fold's chosen candidate and calibration (its ``selection.json``) are kept; the
+    outer test subjects' probabilities are the run's own ``predictions.csv``; no outer test
+    label enters any rule. Returns one row per outer test subject: ``fold, subject, y_true``
+    and the decision under each rule, ``pred_default``, ``pred_window``, ``pred_subject``, with
+    the subject rule's offsets (``offsets_subject``). ``ws``: the run's windows, if loaded.
+    """
+    from alsnet.data.dataset import load_windows
+    from alsnet.evaluation.metrics import aggregate
+    from alsnet.model.outputs import Calibrator
+    from alsnet.training.fold import predictions_frame
+    from alsnet.training.nested import load_inner, read_config, run_folds
+
+    run = Path(run_dir)
+    _, exp = read_config(run)
+    task = run_task(read_json(run / "config.json"), run / "config.json")
+    if ws is None:
+        ws = load_windows(exp.data, task, invalid=exp.invalid, read=exp.read, progress=False)
+    pcols = proba_columns(task)
+    rows = []
+    for fold in run_folds(exp, ws):
+        d = run / fold.name
+        if not (d / "predictions.csv").is_file():
+            raise AlsnetError("outer fold not finished (no predictions.csv)", d)
+        sel = read_json(d / "selection.json")
+        oof, _ = load_inner(ws, fold, d)
+        cal = Calibrator.from_dict(sel["calibrator"])
+        c = int(sel["chosen_candidate"])
+        inner = pd.concat([predictions_frame(ws, val, cal.apply(f.logits[c]), task, fold.name)
+                           for f, (_, _, val) in zip(oof, fold.inner)], ignore_index=True)
+        sub = aggregate(inner, "subject", task)
+        b = fit_class_offsets(sub[pcols].to_numpy(float), sub["y_true"].to_numpy(int))
+        rules = {"default": DecisionRule(), "window": DecisionRule.from_dict(sel["decision_rule"]),
+                 "subject": DecisionRule(tuple(float(v) for v in b), fitted_on="pooled inner out-of-fold subjects")}
+        test = aggregate(read_csv(d / "predictions.csv", ("record", "subject", "y_true", "fold", *pcols)),
+                         "subject", task)
+        p = test[pcols].to_numpy(float)
+        out = test[["subject", "y_true"]].assign(fold=fold.name, offsets_subject=[list(rules["subject"].offsets)]
+                                                 * len(test))
+        for name, rule in rules.items():
+            out[f"pred_{name}"] = rule.decide(p)
+        rows.append(out)
+    return pd.concat(rows, ignore_index=True)
