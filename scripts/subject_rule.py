@@ -9,8 +9,9 @@ offsets call most controls patients), so whatever it shows is labelled so; it ch
 declared procedure and no reported result. For each outer fold the run's chosen candidate and
 calibration are kept, and the offsets are fitted on the pooled inner out-of-fold subjects
 instead of windows (alsnet.training.rescore.nested_subject_rule). Prints, per run, the outer
-test subjects right under the default rule, the run's window-fitted rule and the
-subject-fitted one, overall and per class.
+test subjects right under the default rule, the run's window-fitted rule, the subject-fitted
+one, and the one of the three the inner CV prefers (cross-fitted over the inner folds; its
+initial per outer fold: d, w or s), overall and per class.
 """
 
 from __future__ import annotations
@@ -47,10 +48,12 @@ def main(argv: list[str] | None = None) -> int:
             failed += 1
             continue
         row = {"run": run.name, "subjects": len(sub)}
-        for rule in ("default", "window", "subject"):
+        for rule in ("default", "window", "subject", "chosen"):
             right = sub[f"pred_{rule}"] == sub["y_true"]
             per = "/".join(f"{int(right[sub['y_true'] == k].sum())}" for k in range(len(task.classes)))
             row[rule] = f"{int(right.sum())} ({per})"
+        per_fold = sub.groupby("fold")["rule_chosen"].first()
+        row["chosen per outer fold"] = ", ".join(per_fold.str[0])
         row["classes"] = "/".join(task.classes)
         rows.append(row)
     if rows:

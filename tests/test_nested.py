@@ -554,6 +554,11 @@ def test_the_subject_rule_rescoring_reproduces_the_run_and_reads_no_outer_test_l
     np.add.at(cm, (sub["y_true"].to_numpy(), sub["pred_window"].to_numpy()), 1)
     assert cm.tolist() == m["subject"]["confusion_matrix"]
     assert all(o[0] == 0.0 for o in sub["offsets_subject"])
+    for r in ("default", "window", "subject"):   # the rule the inner CV prefers, and its decisions
+        m_r = sub["rule_chosen"] == r
+        assert (sub.loc[m_r, "pred_chosen"] == sub.loc[m_r, f"pred_{r}"]).all()
+        best = sub[[f"held_out_{q}" for q in ("default", "window", "subject")]].max(axis=1)
+        assert (sub.loc[m_r, f"held_out_{r}"] == best[m_r]).all()
     # flipping the outer test labels of a fold's predictions changes no offset and no decision
     import pandas as pd
 
@@ -563,6 +568,7 @@ def test_the_subject_rule_rescoring_reproduces_the_run_and_reads_no_outer_test_l
     pred.to_csv(f, index=False)
     poisoned = nested_subject_rule(tmp_path / "run", ws)
     assert poisoned["offsets_subject"].tolist() == sub["offsets_subject"].tolist()
-    for rule in ("default", "window", "subject"):
+    assert poisoned["rule_chosen"].tolist() == sub["rule_chosen"].tolist()
+    for rule in ("default", "window", "subject", "chosen"):
         assert poisoned[f"pred_{rule}"].tolist() == sub[f"pred_{rule}"].tolist()
     assert (poisoned["y_true"] != sub["y_true"]).sum() == (sub["fold"] == "outer-0").sum()

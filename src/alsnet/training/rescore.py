@@ -11,7 +11,7 @@ import pandas as pd
 from alsnet.errors import AlsnetError
 from alsnet.evaluation.calibration import apply_temperature
 from alsnet.evaluation.decision import RULE, DecisionRule, fit_class_offsets
-from alsnet.evaluation.metrics import evaluate, proba_columns
+from alsnet.evaluation.metrics import aggregate, evaluate, proba_columns
 from alsnet.training.runs import read_csv, read_json, run_task
 
 
@@ -68,7 +68,11 @@ def nested_subject_rule(run_dir: str | Path, ws=None) -> pd.DataFrame:  # noqa: 
     - ``default``: P(positive) >= 0.5, or the most probable class;
     - ``window``: the run's own rule, offsets fitted on the pooled inner out-of-fold *windows*;
     - ``subject``: offsets fitted the same way (:func:`fit_class_offsets`) on the pooled inner
-      out-of-fold *subjects* (each subject's mean of its recordings' mean probabilities).
+      out-of-fold *subjects* (each subject's mean of its recordings' mean probabilities);
+    - ``chosen``: whichever of the three the inner CV prefers, cross-fitted: each rule fitted on
+      two inner folds' out-of-fold predictions decides the third fold's subjects, and the rule
+      with the highest subject balanced accuracy over all inner folds' held-out subjects wins
+      (ties in the order default, window, subject), then refitted on all of them (``rule_chosen``).
 
     Each outer fold's chosen candidate and calibration (its ``selection.json``) are kept; the
     outer test subjects' probabilities are the run's own ``predictions.csv``; no outer test
@@ -77,7 +81,6 @@ def nested_subject_rule(run_dir: str | Path, ws=None) -> pd.DataFrame:  # noqa: 
     the subject rule's offsets (``offsets_subject``). ``ws``: the run's windows, if loaded.
     """
     from alsnet.data.dataset import load_windows
-    from alsnet.evaluation.metrics import aggregate
     from alsnet.model.outputs import Calibrator
     from alsnet.training.fold import predictions_frame
     from alsnet.training.nested import load_inner, read_config, run_folds
@@ -97,18 +100,50 @@ def nested_subject_rule(run_dir: str | Path, ws=None) -> pd.DataFrame:  # noqa: 
         oof, _ = load_inner(ws, fold, d)
         cal = Calibrator.from_dict(sel["calibrator"])
         c = int(sel["chosen_candidate"])
-        inner = pd.concat([predictions_frame(ws, val, cal.apply(f.logits[c]), task, fold.name)
-                           for f, (_, _, val) in zip(oof, fold.inner)], ignore_index=True)
-        sub = aggregate(inner, "subject", task)
-        b = fit_class_offsets(sub[pcols].to_numpy(float), sub["y_true"].to_numpy(int))
-        rules = {"default": DecisionRule(), "window": DecisionRule.from_dict(sel["decision_rule"]),
-                 "subject": DecisionRule(tuple(float(v) for v in b), fitted_on="pooled inner out-of-fold subjects")}
+        frames = [predictions_frame(ws, val, cal.apply(f.logits[c]), task, fold.name)
+                  for f, (_, _, val) in zip(oof, fold.inner)]
+        rules = _fit_rules(pd.concat(frames, ignore_index=True), task)
+        rules["window"] = DecisionRule.from_dict(sel["decision_rule"])  # the run's own (the same fit)
+        held = _held_out_rule_scores(frames, task)
+        chosen = max(RULES, key=lambda r: (held[r], -RULES.index(r)))
         test = aggregate(read_csv(d / "predictions.csv", ("record", "subject", "y_true", "fold", *pcols)),
                          "subject", task)
         p = test[pcols].to_numpy(float)
-        out = test[["subject", "y_true"]].assign(fold=fold.name, offsets_subject=[list(rules["subject"].offsets)]
-                                                 * len(test))
+        out = test[["subject", "y_true"]].assign(fold=fold.name, rule_chosen=chosen,
+                                                 offsets_subject=[list(rules["subject"].offsets)] * len(test),
+                                                 **{f"held_out_{r}": held[r] for r in RULES})
         for name, rule in rules.items():
             out[f"pred_{name}"] = rule.decide(p)
+        out["pred_chosen"] = rules[chosen].decide(p)
         rows.append(out)
     return pd.concat(rows, ignore_index=True)
+
+
+#: The decision rules :func:`nested_subject_rule` compares, in their order of preference on ties.
+RULES = ("default", "window", "subject")
+
+
+def _fit_rules(pred: pd.DataFrame, task) -> dict[str, DecisionRule]:  # noqa: ANN001 - a Task
+    """The three rules fitted on window predictions ``pred`` (labels of both classes needed)."""
+    pcols = proba_columns(task)
+    sub = aggregate(pred, "subject", task)
+    fit = {"window": pred, "subject": sub}
+    rules = {"default": DecisionRule()}
+    for name, units in fit.items():
+        b = fit_class_offsets(units[pcols].to_numpy(float), units["y_true"].to_numpy(int))
+        rules[name] = DecisionRule(tuple(float(v) for v in b), fitted_on=f"pooled inner out-of-fold {name}s")
+    return rules
+
+
+def _held_out_rule_scores(frames: list[pd.DataFrame], task) -> dict[str, float]:  # noqa: ANN001 - a Task
+    """Subject balanced accuracy of each rule fitted on the other inner folds, over every inner fold."""
+    pcols = proba_columns(task)
+    y, pred = [], {r: [] for r in RULES}
+    for j, held in enumerate(frames):
+        rules = _fit_rules(pd.concat([f for i, f in enumerate(frames) if i != j], ignore_index=True), task)
+        sub = aggregate(held, "subject", task)
+        y.append(sub["y_true"].to_numpy(int))
+        for r in RULES:
+            pred[r].append(rules[r].decide(sub[pcols].to_numpy(float)))
+    y = np.concatenate(y)
+    return {r: float(np.mean([(np.concatenate(pred[r])[y == k] == k).mean() for k in np.unique(y)])) for r in RULES}
