@@ -539,6 +539,8 @@ def test_poisoning_the_outer_test_labels_changes_no_choice_among_runs(tmp_path, 
 
 
 def test_the_subject_rule_rescoring_reproduces_the_run_and_reads_no_outer_test_label(tmp_path, sim_dir):
+    import pandas as pd
+
     import alsnet.training.nested as nested
     from alsnet.data.dataset import load_windows
     from alsnet.data.labels import get_task
@@ -560,8 +562,6 @@ def test_the_subject_rule_rescoring_reproduces_the_run_and_reads_no_outer_test_l
         best = sub[[f"held_out_{q}" for q in ("default", "window", "subject")]].max(axis=1)
         assert (sub.loc[m_r, f"held_out_{r}"] == best[m_r]).all()
     # flipping the outer test labels of a fold's predictions changes no offset and no decision
-    import pandas as pd
-
     f = tmp_path / "run" / "outer-0" / "predictions.csv"
     pred = pd.read_csv(f)
     pred["y_true"] = 1 - pred["y_true"]

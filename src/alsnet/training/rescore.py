@@ -59,9 +59,6 @@ def rescore_run(run_dir: str | Path, *, n_boot: int = 1000, seed: int = 0) -> tu
     return m, pred, offsets
 
 
-__all__ = ["rescore_run"]
-
-
 def nested_subject_rule(run_dir: str | Path, ws=None) -> pd.DataFrame:  # noqa: ANN001 - a WindowSet
     """Subject decisions of a finished nested run under three rules, for comparing them.
 
@@ -76,9 +73,11 @@ def nested_subject_rule(run_dir: str | Path, ws=None) -> pd.DataFrame:  # noqa: 
 
     Each outer fold's chosen candidate and calibration (its ``selection.json``) are kept; the
     outer test subjects' probabilities are the run's own ``predictions.csv``; no outer test
-    label enters any rule. Returns one row per outer test subject: ``fold, subject, y_true``
-    and the decision under each rule, ``pred_default``, ``pred_window``, ``pred_subject``, with
-    the subject rule's offsets (``offsets_subject``). ``ws``: the run's windows, if loaded.
+    label enters any rule. Returns one row per outer test subject: ``fold, subject, y_true``,
+    the decision under each rule (``pred_default``, ``pred_window``, ``pred_subject``,
+    ``pred_chosen``), the rule chosen (``rule_chosen``) and each rule's held-out subject
+    balanced accuracy (``held_out_<rule>``) for its fold, and the subject rule's offsets
+    (``offsets_subject``). ``ws``: the run's windows, if loaded.
     """
     from alsnet.data.dataset import load_windows
     from alsnet.model.outputs import Calibrator
@@ -97,14 +96,21 @@ def nested_subject_rule(run_dir: str | Path, ws=None) -> pd.DataFrame:  # noqa: 
         if not (d / "predictions.csv").is_file():
             raise AlsnetError("outer fold not finished (no predictions.csv)", d)
         sel = read_json(d / "selection.json")
+        try:
+            cal = Calibrator.from_dict(sel["calibrator"])
+            c = int(sel["chosen_candidate"])
+            own = DecisionRule.from_dict(sel["decision_rule"])  # the run's window rule, not fitted again
+        except (KeyError, TypeError, ValueError) as e:
+            raise AlsnetError(f"not a finished fold's choices ({type(e).__name__}: {e})",
+                              d / "selection.json") from None
         oof, _ = load_inner(ws, fold, d)
-        cal = Calibrator.from_dict(sel["calibrator"])
-        c = int(sel["chosen_candidate"])
         frames = [predictions_frame(ws, val, cal.apply(f.logits[c]), task, fold.name)
                   for f, (_, _, val) in zip(oof, fold.inner)]
-        rules = _fit_rules(pd.concat(frames, ignore_index=True), task)
-        rules["window"] = DecisionRule.from_dict(sel["decision_rule"])  # the run's own (the same fit)
-        held = _held_out_rule_scores(frames, task)
+        try:
+            rules = _fit_rules(pd.concat(frames, ignore_index=True), task, window=own)
+            held = _held_out_rule_scores(frames, task)
+        except AlsnetError as e:
+            raise AlsnetError(f"cannot fit the decision rules: {e}", d) from None
         chosen = max(RULES, key=lambda r: (held[r], -RULES.index(r)))
         test = aggregate(read_csv(d / "predictions.csv", ("record", "subject", "y_true", "fold", *pcols)),
                          "subject", task)
@@ -123,12 +129,16 @@ def nested_subject_rule(run_dir: str | Path, ws=None) -> pd.DataFrame:  # noqa: 
 RULES = ("default", "window", "subject")
 
 
-def _fit_rules(pred: pd.DataFrame, task) -> dict[str, DecisionRule]:  # noqa: ANN001 - a Task
-    """The three rules fitted on window predictions ``pred`` (labels of both classes needed)."""
+def _fit_rules(pred: pd.DataFrame, task, window: DecisionRule | None = None) -> dict[str, DecisionRule]:  # noqa: ANN001
+    """The three rules fitted on window predictions ``pred`` (labels of both classes needed);
+    ``window``: a window rule already fitted on them, kept instead of fitting it again."""
     pcols = proba_columns(task)
-    sub = aggregate(pred, "subject", task)
-    fit = {"window": pred, "subject": sub}
     rules = {"default": DecisionRule()}
+    fit = {"subject": aggregate(pred, "subject", task)}
+    if window is None:
+        fit["window"] = pred
+    else:
+        rules["window"] = window
     for name, units in fit.items():
         b = fit_class_offsets(units[pcols].to_numpy(float), units["y_true"].to_numpy(int))
         rules[name] = DecisionRule(tuple(float(v) for v in b), fitted_on=f"pooled inner out-of-fold {name}s")
@@ -147,3 +157,6 @@ def _held_out_rule_scores(frames: list[pd.DataFrame], task) -> dict[str, float]:
             pred[r].append(rules[r].decide(sub[pcols].to_numpy(float)))
     y = np.concatenate(y)
     return {r: float(np.mean([(np.concatenate(pred[r])[y == k] == k).mean() for k in np.unique(y)])) for r in RULES}
+
+
+__all__ = ["nested_subject_rule", "rescore_run"]
