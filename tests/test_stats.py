@@ -86,6 +86,18 @@ def test_paired_bootstrap_sees_a_model_better_on_every_subject():
     assert r["difference"] < 0 and r["ci"][1] < 0 and r["p_two_sided"] < 0.01
 
 
+def test_a_bootstrap_replicate_is_the_drawn_subjects_rows_each_draw_its_own_subject():
+    from alsnet.evaluation.stats import _resampled, _rows_by_subject
+
+    pred = _pred({"A01": 0.7, "C01": 0.2, "A02": 0.4}).sample(frac=1.0, random_state=0)   # rows interleaved
+    drawn = ["A02", "C01", "A02"]
+    rep = _resampled(pred, _rows_by_subject(pred), drawn)
+    want = pd.concat([pred[pred.subject == s].assign(subject=f"{s}#{i}") for i, s in enumerate(drawn)])
+    pd.testing.assert_frame_equal(rep, want)
+    assert list(rep.groupby("subject", sort=False).size()) == [3, 3, 3]
+    assert set(pred.subject) == {"A01", "C01", "A02"}          # the table itself is not changed
+
+
 def test_subject_proportions_decide_each_fold_by_its_own_rule():
     pred = _pred({"A01": 0.3, "C01": 0.1})
     pred.loc[pred.subject == "C01", "fold"] = "g"

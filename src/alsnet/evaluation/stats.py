@@ -108,16 +108,13 @@ def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame,
     if not subj_a.index.equals(subj_b.index) or not (subj_a == subj_b).all():
         raise AlsnetError("the two predictions tables are not of the same subjects")
     rng = np.random.default_rng(seed)
-    by_a = {s: g for s, g in pred_a.groupby("subject")}
-    by_b = {s: g for s, g in pred_b.groupby("subject")}
+    rows_a, rows_b = _rows_by_subject(pred_a), _rows_by_subject(pred_b)
     point = float(statistic(pred_a) - stat_b(pred_b))
     classes = {c: list(g.index) for c, g in subj_a.groupby(subj_a)}
     diffs = []
     for _ in range(n_boot):
         drawn = [s for members in classes.values() for s in rng.choice(members, size=len(members))]
-        ra = pd.concat([by_a[s].assign(subject=f"{s}#{i}") for i, s in enumerate(drawn)])
-        rb = pd.concat([by_b[s].assign(subject=f"{s}#{i}") for i, s in enumerate(drawn)])
-        diffs.append(statistic(ra) - stat_b(rb))
+        diffs.append(statistic(_resampled(pred_a, rows_a, drawn)) - stat_b(_resampled(pred_b, rows_b, drawn)))
     d = np.asarray(diffs, dtype=float)
     d = d[np.isfinite(d)]
     alpha = (1 - ci) / 2
@@ -125,6 +122,23 @@ def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame,
             "p_two_sided": float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))),
             "n_subjects": int(len(subj_a)), "n_boot": int(n_boot), "seed": int(seed),
             "resampled": "subjects, stratified by class, models paired"}
+
+
+def _rows_by_subject(pred: pd.DataFrame) -> dict:
+    """Each subject's row positions in ``pred``, in table order."""
+    codes, names = pd.factorize(pred["subject"])
+    order = np.argsort(codes, kind="stable")
+    bounds = np.cumsum(np.bincount(codes, minlength=len(names)))[:-1]
+    return dict(zip(names, np.split(order, bounds)))
+
+
+def _resampled(pred: pd.DataFrame, rows: dict, drawn: list) -> pd.DataFrame:
+    """The drawn subjects' rows, in draw order; the i-th draw of subject s is named ``s#i``, so a
+    subject drawn twice counts as two subjects."""
+    take = [rows[s] for s in drawn]
+    out = pred.iloc[np.concatenate(take)].copy()
+    out["subject"] = np.repeat([f"{s}#{i}" for i, s in enumerate(drawn)], [len(t) for t in take]).astype(object)
+    return out
 
 
 def subject_proportions(pred: pd.DataFrame, task: Task, rules: DecisionRule | dict | None = None,
