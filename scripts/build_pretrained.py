@@ -75,7 +75,7 @@ def _evaluation(run: Path, task: str) -> dict:
     return {"run": str(run), "protocol": m["protocol"], "protocol_label": m["protocol_label"],
             "deviations": m.get("deviations"),
             **{lvl: {k: m[lvl].get(k) for k in ("n", "accuracy", "sensitivity", "specificity",
-                                                "balanced_accuracy", "roc_auc", "ci")}
+                                                "balanced_accuracy", "roc_auc", "ci", "confusion_matrix")}
                for lvl in levels}}
 
 

@@ -30,26 +30,19 @@ def subject_cells(v: dict, task_name: str) -> list[str]:
     over a handful of subjects collapses to a point, [100, 100] when all are right); the
     balanced accuracy and AUC, not proportions, without an interval."""
     from alsnet.data.labels import get_task
-    from alsnet.evaluation.stats import proportion
+    from alsnet.evaluation.metrics import count_proportions
 
     cm = v.get("confusion_matrix")
     if not cm:
         return [fmt(v.get(k)) for k in METRICS]
-    classes = list(get_task(task_name).classes)
-    a = classes.index("als")
-    n_cls = [sum(row) for row in cm]
-    right = sum(cm[i][i] for i in range(len(cm)))
-    sens_k, sens_n = cm[a][a], n_cls[a]
-    spec_k = sum(cm[i][j] for i in range(len(cm)) for j in range(len(cm)) if i != a and j != a)
-    spec_n = sum(n_cls) - n_cls[a]
+    props = count_proportions(cm, get_task(task_name))
 
-    def prop(k: int, n: int) -> str:
-        p = proportion(int(k), int(n))
+    def prop(p: dict) -> str:
         if p["value"] is None:
             return "n/a"
-        return f"{int(k)}/{int(n)} = {100 * p['value']:.1f} [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]"
+        return f"{p['k']}/{p['n']} = {100 * p['value']:.1f} [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]"
 
-    return [prop(right, sum(n_cls)), prop(sens_k, sens_n), prop(spec_k, spec_n),
+    return [*(prop(props[k]) for k in ("accuracy", "sensitivity", "specificity")),
             fmt(v.get("balanced_accuracy")), fmt(v.get("roc_auc"))]
 
 

@@ -139,3 +139,60 @@ def test_run_folder_readers_take_a_path_as_a_user_gives_it(tmp_path):
     assert list(read_csv(str(tmp_path / "p.csv"), ("record",))["subject"]) == ["S1"]
     with pytest.raises(AlsnetError, match="lacks column"):
         read_csv(str(tmp_path / "p.csv"), ("fold",))
+
+
+def test_subjects_are_counted_with_wilson_intervals_never_a_collapsed_bootstrap(tmp_path):
+    """At subject level every shown proportion is k of n people with its Wilson interval: a
+    bootstrap over six subjects that are all right would print [100.0, 100.0]."""
+    import re
+
+    d = make_run(tmp_path, protocol="loso")
+    m = json.loads((d / "metrics.json").read_text())
+    m["subject"]["confusion_matrix"] = [[3, 0], [0, 3]]          # every person right
+    m["subject"]["ci"] = {k: [1.0, 1.0] for k in m["subject"]["ci"]}
+    for k in ("accuracy", "sensitivity", "specificity"):
+        m["subject"][k] = 1.0
+    (d / "metrics.json").write_text(json.dumps(m))
+    page = write_report([d], tmp_path / "r.html").read_text(encoding="utf-8")
+    rows = re.findall(r"<tr><td class=\"l\">(accuracy|sensitivity \(ALS recall\))</td>(.*?)</tr>", page)
+    assert len(rows) == 2
+    for _, cells in rows:
+        subject = re.findall(r"<td>(.*?)</td>", cells)[2]
+        assert "[100.0, 100.0]" not in subject
+    acc = re.findall(r"<td>(.*?)</td>", rows[0][1])[2]
+    assert acc == '100.0 <span class="ci">6/6 [61, 100]</span>'      # Wilson 6 of 6: 0.610-1
+    sens = re.findall(r"<td>(.*?)</td>", rows[1][1])[2]
+    assert sens.endswith("3/3 [44, 100]</span>")
+    assert "Wilson 95 %" in page
+
+
+def test_a_model_card_shows_its_seeds_and_the_paired_comparison_with_the_baseline():
+    from alsnet.reporting.recording import _card_evaluation_html
+
+    diff = {"difference": 0.07, "ci": [-0.011, 0.146]}
+    card = {"task": "als-vs-normal", "evaluation": {
+        "protocol": "nested", "protocol_label": "nested subject-wise",
+        "subject": {"n": 14, "accuracy": 13 / 14, "sensitivity": 5 / 6, "specificity": 1.0, "balanced_accuracy": 0.917,
+                    "roc_auc": 1.0, "ci": {"specificity": [1.0, 1.0]}, "confusion_matrix": [[8, 0], [1, 5]]},
+        "seeds": [{"seed": 0}, {"seed": 1}, {"seed": 2}],
+        "over_seeds": {"n_seeds": 3, "subject log-loss": {"mean": 0.484, "min": 0.481, "max": 0.486}},
+        "against_baseline": [{"seed": 0, "baseline": "results/nested-als-vs-normal-rf-s0",
+                              "subject_log_loss_difference": diff,
+                              "window_balanced_accuracy_difference": {"difference": -0.052, "ci": [-0.121, 0.025]},
+                              "mcnemar_subjects": {"a_right_b_wrong": 0, "a_wrong_b_right": 1, "p_value": 1.0}}]}}
+    page = _card_evaluation_html(card)
+    assert "seed 0 of 3" in page and "13/14 [69, 99]" in page and "8/8 [68, 100]" in page
+    assert "[100.0, 100.0]" not in page
+    assert "0.484 (0.481–0.486)" in page
+    assert "nested-als-vs-normal-rf-s0" in page and "+0.070 [-0.011, +0.146]" in page and "-5.2 [-12.1, +2.5]" in page
+    assert "0 vs 1 (p = 1.00)" in page
+    assert "no cross-validated evaluation" in _card_evaluation_html({"task": "als-vs-normal"})
+
+
+def test_an_older_card_without_its_confusion_matrix_shows_no_collapsed_interval():
+    from alsnet.reporting.recording import _card_evaluation_html
+
+    card = {"task": "als-vs-normal", "evaluation": {"protocol": "loso", "subject": {
+        "n": 14, "accuracy": 13 / 14, "specificity": 1.0, "ci": {"accuracy": [0.79, 1.0], "specificity": [1.0, 1.0]}}}}
+    page = _card_evaluation_html(card)
+    assert "92.9" in page and "[" not in page.split("</table>")[0] and "predates counting its people" in page

@@ -322,11 +322,32 @@ def _subject_proportions(units: pd.DataFrame, task: Task, rules: Rules, ci: floa
     from alsnet.evaluation.stats import proportion
 
     y = units["y_true"].to_numpy(dtype=np.int64)
-    right = decide_units(units, task, rules) == y
-    out = {"accuracy": proportion(int(right.sum()), len(y), ci)}
-    out["recall"] = {c: proportion(int(right[y == k].sum()), int((y == k).sum()), ci)
-                     for k, c in enumerate(task.classes)}
+    k = len(task.classes)
+    cm = confusion_matrix(y, decide_units(units, task, rules), labels=list(range(k))) if len(y) else np.zeros((k, k))
+    out = {"accuracy": count_proportions(cm, task, ci)["accuracy"]}
+    out["recall"] = {c: proportion(int(cm[i, i]), int(cm[i].sum()), ci) for i, c in enumerate(task.classes)}
     return out
+
+
+def count_proportions(confusion, task: Task, ci: float = 0.95) -> dict:
+    """Accuracy, sensitivity (ALS recall) and specificity (non-ALS units called non-ALS) as
+    proportions of a level's units, ``k`` of ``n`` with Wilson and Clopper–Pearson intervals
+    (:func:`alsnet.evaluation.stats.proportion`), from its confusion matrix (rows true).
+
+    The subject level is reported this way wherever it is shown: a bootstrap over a handful
+    of people collapses to a point. Balanced accuracy, F1 and AUC are not proportions and
+    get no such interval.
+    """
+    from alsnet.evaluation.stats import proportion
+
+    cm = np.asarray(confusion, dtype=np.int64)
+    if cm.shape != (len(task.classes),) * 2:
+        raise AlsnetError(f"a confusion matrix of {cm.shape} for the {len(task.classes)} classes of {task.name!r}")
+    a = task.classes.index("als")
+    non = [i for i in range(len(task.classes)) if i != a]
+    return {"accuracy": proportion(int(np.trace(cm)), int(cm.sum()), ci),
+            "sensitivity": proportion(int(cm[a, a]), int(cm[a].sum()), ci),
+            "specificity": proportion(int(cm[np.ix_(non, non)].sum()), int(cm[non].sum()), ci)}
 
 
 def evaluate_by_fold(pred: pd.DataFrame, task: Task) -> dict[str, dict]:
@@ -336,6 +357,6 @@ def evaluate_by_fold(pred: pd.DataFrame, task: Task) -> dict[str, dict]:
     return {str(f): evaluate(g, task, n_boot=0) for f, g in pred.groupby("fold", sort=True)}
 
 
-__all__ = ["LEVELS", "CI_METRICS", "THRESHOLD", "aggregate", "decide", "evaluate",
+__all__ = ["LEVELS", "CI_METRICS", "THRESHOLD", "aggregate", "count_proportions", "decide", "evaluate",
            "evaluate_by_fold", "decide_units", "point_metrics", "proba_columns", "check_predictions",
            "bootstrap_counts"]

@@ -3,9 +3,10 @@
 One HTML file, no server and no scripts: inline CSS, figures embedded as base64 PNG. It
 opens with a comparison table across runs (one row per run: model × protocol × task), then
 a section per run with its header (task, model, protocol and its honesty label, seed,
-data), metric tables at window, recording and subject level with subject-bootstrap
-intervals, and its figures. Numbers of a protocol that shares recordings between train and
-test (the paper's segment-level split) carry its label in bold wherever they appear.
+data), metric tables at window, recording and subject level (windows and recordings with
+subject-bootstrap intervals, people as k of n with Wilson intervals), and its figures.
+Numbers of a protocol that shares recordings between train and test (the paper's
+segment-level split) carry its label in bold wherever they appear.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from alsnet.errors import AlsnetError
-from alsnet.evaluation.metrics import LEVELS
+from alsnet.evaluation.metrics import LEVELS, count_proportions
 from alsnet.files import atomic_write_text
 from alsnet.reporting.figures import draw_run_figures, load_run
 
@@ -67,6 +68,27 @@ def _cell(m: dict, key: str, pct: bool) -> str:
     return s
 
 
+#: Subject-level metrics shown as proportions of people (k of n, Wilson interval).
+COUNTED = ("accuracy", "sensitivity", "specificity")
+
+
+def _level_cell(m: dict, key: str, pct: bool, level: str, task) -> str:  # noqa: ANN001 - a Task
+    """One level's metric: windows and recordings with their subject-bootstrap interval; people as
+    ``k/n`` with the Wilson 95 % interval (a bootstrap over a handful of them collapses to a point,
+    [100, 100] when all are right), and the subject level's balanced accuracy, F1 and AUC with
+    none."""
+    if level != "subject":
+        return _cell(m, key, pct)
+    cm = m.get("confusion_matrix")
+    if key not in COUNTED or not cm:
+        return _e(_fmt(m.get(key), pct))
+    p = count_proportions(cm, task)[key]
+    if p["value"] is None:
+        return "–"
+    lo, hi = p["wilson"]
+    return f'{_e(_fmt(p["value"], True))} <span class="ci">{p["k"]}/{p["n"]} [{100 * lo:.0f}, {100 * hi:.0f}]</span>'
+
+
 def _leaky(run: dict) -> bool:
     return bool((run["config"].get("split") or {}).get("shares_recordings_between_train_and_test"))
 
@@ -89,7 +111,7 @@ def _comparison(runs: list[dict]) -> str:
     rows = []
     for k, run in enumerate(runs):
         cfg, met = run["config"], run["metrics"]
-        cells = "".join(f"<td>{_cell(met[lv], key, key != 'roc_auc')}</td>"
+        cells = "".join(f"<td>{_level_cell(met[lv], key, key != 'roc_auc', lv, run['task'])}</td>"
                         for lv in LEVELS for key, _ in COMPARE)
         rows.append(f'<tr><td class="l"><a href="#run-{k}">{_e(run["dir"].name)}</a></td>'
                     f'<td class="l">{_e(cfg.get("model", met.get("model", "?")))}</td>'
@@ -106,16 +128,21 @@ def _ci_note(runs: list[dict]) -> str:
     if len(settings) == 1:
         ci, n_boot = settings.pop()
         if ci is not None and n_boot:
-            return (f"Brackets: {100 * ci:g}% percentile interval from {n_boot} bootstrap replicates "
-                    "over subjects (resampled within each class).")
+            return (f"Brackets: windows and recordings, {100 * ci:g}% percentile interval from {n_boot} "
+                    f"bootstrap replicates over subjects (resampled within each class); {SUBJECT_NOTE}")
         if n_boot == 0:
-            return "No intervals (bootstrap skipped)."
-    return "Brackets: percentile intervals from a bootstrap over subjects (settings per run)."
+            return f"Windows and recordings: no intervals (bootstrap skipped). {SUBJECT_NOTE}"
+    return ("Brackets: windows and recordings, percentile intervals from a bootstrap over subjects "
+            f"(settings per run); {SUBJECT_NOTE}")
+
+
+SUBJECT_NOTE = ("subjects: k of n people right with the Wilson 95 % interval (accuracy, sensitivity, "
+                "specificity); the subject balanced accuracy and AUC have none.")
 
 
 def _metric_table(met: dict, task) -> str:
     head = '<tr><th class="l">metric</th>' + "".join(f"<th>{lv}</th>" for lv in LEVELS) + "</tr>"
-    body = [f'<tr><td class="l">{_e(lab)}</td>' + "".join(f"<td>{_cell(met[lv], key, pct)}</td>"
+    body = [f'<tr><td class="l">{_e(lab)}</td>' + "".join(f"<td>{_level_cell(met[lv], key, pct, lv, task)}</td>"
                                                           for lv in LEVELS) + "</tr>"
             for key, lab, pct in ROWS]
     if not task.binary:

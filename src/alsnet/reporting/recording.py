@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from alsnet.data.labels import get_task
 from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
 from alsnet.diagnosis.predict import DISCLAIMER, Predictor, iter_window_chunks, open_source
 from alsnet.errors import AlsnetError
 from alsnet.files import atomic_write_text
 from alsnet.model.pretrained import DEFAULT_MODEL
-from alsnet.reporting.html import CSS, ROWS, _cell, _e, _img
+from alsnet.reporting.html import CSS, ROWS, SUBJECT_NOTE, _e, _img, _level_cell
 
 EXTRA_CSS = """
 .disclaimer{background:#fde8e8;border-left:4px solid #c00;padding:.5em 1em;font-weight:bold}
@@ -168,15 +169,56 @@ def _card_html(pred: Predictor) -> str:
             ("window RMS (1st–99th pct)", f'{st["rms_uv"]["p1"]:.3g}–{st["rms_uv"]["p99"]:.3g} µV'
              if st.get("rms_uv") else "–")]
     dl = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in rows)
+    limits = "".join(f"<li>{_e(x)}</li>" for x in card.get("limitations") or [])
+    return f"<dl>{dl}</dl>{_card_evaluation_html(card)}" + (f"<h3>Limits</h3><ul>{limits}</ul>" if limits else "")
+
+
+def _card_evaluation_html(card: dict) -> str:
+    """The card's subject-wise evaluation: its first run's subject metrics (people as k of n with
+    Wilson intervals), and where the card has them (a nested build), every seed's mean and range
+    and the paired comparison with the best baseline on the same folds."""
     ev = card.get("evaluation") or {}
     sub = ev.get("subject")
-    metrics = ("<p>The card carries no cross-validated evaluation.</p>" if not sub else
-               f'<p>Subject-wise evaluation ({_e(ev.get("protocol_label") or ev.get("protocol"))}, '
-               f'{sub.get("n")} subjects; brackets: bootstrap intervals):</p><table>'
-               + "".join(f'<tr><td class="l">{_e(lab)}</td><td>{_cell(sub, k, pct)}</td></tr>' for k, lab, pct in ROWS)
-               + "</table>")
-    limits = "".join(f"<li>{_e(x)}</li>" for x in card.get("limitations") or [])
-    return f"<dl>{dl}</dl>{metrics}" + (f"<h3>Limits</h3><ul>{limits}</ul>" if limits else "")
+    if not sub:
+        return "<p>The card carries no cross-validated evaluation.</p>"
+    task = get_task(card["task"])
+    seeds = ev.get("seeds") or []
+    which = f"; seed {seeds[0]['seed']} of {len(seeds)}" if len(seeds) > 1 else ""
+    note = (SUBJECT_NOTE[0].upper() + SUBJECT_NOTE[1:] if sub.get("confusion_matrix") else
+            "No subject-level intervals: this card predates counting its people (a bootstrap over a "
+            "handful of them collapses to a point, and is not shown).")
+    out = (f'<p>Subject-wise evaluation ({_e(ev.get("protocol_label") or ev.get("protocol"))}, '
+           f'{_e(sub.get("n"))} subjects{_e(which)}):</p><table>'
+           + "".join(f'<tr><td class="l">{_e(lab)}</td><td>{_level_cell(sub, k, pct, "subject", task)}</td></tr>'
+                     for k, lab, pct in ROWS)
+           + f'</table><p class="ci">{_e(note)}</p>')
+    over = ev.get("over_seeds") or {}
+    if over:
+        def span(v: dict, f: str) -> str:
+            return f'{f.format(v["mean"])} ({f.format(v["min"])}–{f.format(v["max"])})'
+
+        cells = [(k, span(v, "{:.3f}" if k == "subject log-loss" else "{:.1f}")) for k, v in over.items()
+                 if isinstance(v, dict) and {"mean", "min", "max"} <= set(v)]
+        out += (f'<p>Over {_e(over.get("n_seeds"))} seeds (mean, range):</p><table>'
+                + "".join(f'<tr><td class="l">{_e(k)}</td><td>{_e(v)}</td></tr>' for k, v in cells) + "</table>")
+    against = ev.get("against_baseline") or []
+    if against:
+        def diff(d: dict, scale: float, f: str) -> str:
+            lo, hi = d["ci"]
+            return f"{scale * d['difference']:+{f}} [{scale * lo:+{f}}, {scale * hi:+{f}}]"
+
+        rows = "".join(
+            f'<tr><td>{_e(a["seed"])}</td><td class="l">{_e(Path(a["baseline"]).name)}</td>'
+            f'<td>{_e(diff(a["subject_log_loss_difference"], 1, ".3f"))}</td>'
+            f'<td>{_e(diff(a["window_balanced_accuracy_difference"], 100, ".1f"))}</td>'
+            f'<td>{_e(a["mcnemar_subjects"]["a_right_b_wrong"])} vs {_e(a["mcnemar_subjects"]["a_wrong_b_right"])}'
+            f' (p = {a["mcnemar_subjects"]["p_value"]:.2f})</td></tr>' for a in against)
+        out += ("<p>Against the best baseline on the same folds (this model's procedure minus the baseline, "
+                "paired by subject; below 0 in log-loss and above 0 in balanced accuracy is better):</p>"
+                '<table><tr><th>seed</th><th class="l">baseline</th><th>subject log-loss</th>'
+                "<th>window balanced accuracy (points)</th><th>people: this right, baseline wrong vs the "
+                f"reverse (McNemar)</th></tr>{rows}</table>")
+    return out
 
 
 def _window_table(rows: list[dict], pos: str) -> str:
