@@ -44,3 +44,19 @@ def test_a_damaged_metrics_file_is_one_line_and_the_other_runs_are_still_tabulat
     assert len(err) == 2 and "Traceback" not in res.stderr
     assert str(bad / "metrics.json") in err[0] and str(odd / "metrics.json") in err[1]
     assert "| rf | als-vs-normal | loso | window | 10 |" in res.stdout
+
+
+def test_the_train_summary_counts_people_and_prints_no_subject_bootstrap(capsys):
+    """`alsnet train` ends with the metrics: windows and recordings with their bootstrap interval,
+    people as k of n with Wilson intervals, never the subject bootstrap ([100, 100] here)."""
+    from alsnet.cli.train import print_metrics
+
+    level = {"n": 14, "accuracy": 1.0, "sensitivity": 1.0, "specificity": 1.0, "balanced_accuracy": 1.0,
+             "roc_auc": 1.0, "ci": {"balanced_accuracy": [1.0, 1.0]}, "confusion_matrix": [[8, 0], [0, 6]]}
+    window = {**level, "n": 3472, "ci": {"balanced_accuracy": [0.75, 0.9]},
+              "confusion_matrix": [[2000, 639], [100, 733]]}
+    print_metrics({"task": "als-vs-normal", "model": "rf", "protocol": "loso", "protocol_label": "subject-wise",
+                   "window": window, "recording": window, "subject": level}, "RUN")
+    out = capsys.readouterr().out
+    assert "[75.00, 90.00]" in out and "[100.00, 100.00]" not in out
+    assert "people right (Wilson 95 %): all 14 of 14 [78, 100]; ALS 6 of 6 [61, 100]; non-ALS 8 of 8 [68, 100]" in out

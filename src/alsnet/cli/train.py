@@ -159,12 +159,15 @@ def print_metrics(m: dict, out: str) -> None:
             continue
         ci = (v.get("ci") or {}).get("balanced_accuracy") or [None, None]
         f = lambda x: "  n/a" if x is None else f"{100 * x:.2f}"  # noqa: E731
+        bracket = "   (people: below)" if lvl == "subject" else f"   [{f(ci[0])}, {f(ci[1])}]"
         print(f"{lvl:<10}{v.get('n', 0):>6}{f(v.get('accuracy')):>10}{f(v.get('sensitivity')):>8}"
-              f"{f(v.get('specificity')):>8}{f(v.get('balanced_accuracy')):>9}{f(v.get('roc_auc')):>7}"
-              f"   [{f(ci[0])}, {f(ci[1])}]")
-    prop = (m.get("subject") or {}).get("proportions", {}).get("accuracy")
-    if prop and prop["n"]:
-        lo, hi = prop["wilson"]
-        print(f"subjects right: {prop['k']} of {prop['n']} (Wilson 95% [{100 * lo:.1f}, {100 * hi:.1f}]; "
-              f"the subject-level bootstrap interval above rests on {prop['n']} people)")
+              f"{f(v.get('specificity')):>8}{f(v.get('balanced_accuracy')):>9}{f(v.get('roc_auc')):>7}{bracket}")
+    sub = m.get("subject") or {}
+    if sub.get("confusion_matrix") and m.get("task") in TASKS:
+        from alsnet.evaluation.metrics import count_proportions
+
+        props = count_proportions(sub["confusion_matrix"], TASKS[m["task"]])
+        parts = [f"{name} {p['k']} of {p['n']} [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]"
+                 for name, p in zip(("all", "ALS", "non-ALS"), props.values()) if p["n"]]
+        print(f"people right (Wilson 95 %): {'; '.join(parts)}")
     print(f"run folder: {out}")
