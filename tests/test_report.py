@@ -196,3 +196,13 @@ def test_an_older_card_without_its_confusion_matrix_shows_no_collapsed_interval(
         "n": 14, "accuracy": 13 / 14, "specificity": 1.0, "ci": {"accuracy": [0.79, 1.0], "specificity": [1.0, 1.0]}}}}
     page = _card_evaluation_html(card)
     assert "92.9" in page and "[" not in page.split("</table>")[0] and "predates counting its people" in page
+
+
+def test_a_card_with_a_broken_evaluation_is_one_line_in_the_report():
+    from alsnet.reporting.recording import _card_evaluation_html
+
+    card = {"task": "als-vs-normal", "evaluation": {"subject": {"n": 14, "confusion_matrix": [[1, 2, 3]]},
+                                                    "against_baseline": [{"seed": 0}]}}
+    page = _card_evaluation_html(card)
+    assert page.startswith('<p class="warn">The card\'s evaluation could not be read (AlsnetError')
+    assert page.count("<p") == 1

@@ -176,7 +176,15 @@ def _card_html(pred: Predictor) -> str:
 def _card_evaluation_html(card: dict) -> str:
     """The card's subject-wise evaluation: its first run's subject metrics (people as k of n with
     Wilson intervals), and where the card has them (a nested build), every seed's mean and range
-    and the paired comparison with the best baseline on the same folds."""
+    and the paired comparison with the best baseline on the same folds. A card whose evaluation
+    cannot be read gets one line saying so; the rest of the report stands."""
+    try:
+        return _card_evaluation_body(card)
+    except (AlsnetError, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        return f'<p class="warn">The card\'s evaluation could not be read ({_e(type(e).__name__)}: {_e(e)}).</p>'
+
+
+def _card_evaluation_body(card: dict) -> str:
     ev = card.get("evaluation") or {}
     sub = ev.get("subject")
     if not sub:
@@ -192,6 +200,12 @@ def _card_evaluation_html(card: dict) -> str:
            + "".join(f'<tr><td class="l">{_e(lab)}</td><td>{_level_cell(sub, k, pct, "subject", task)}</td></tr>'
                      for k, lab, pct in ROWS)
            + f'</table><p class="ci">{_e(note)}</p>')
+    return out + _card_seeds_html(ev)
+
+
+def _card_seeds_html(ev: dict) -> str:
+    """A nested card's mean and range over seeds and its paired comparison with the baseline."""
+    out = ""
     over = ev.get("over_seeds") or {}
     if over:
         def span(v: dict, f: str) -> str:
