@@ -206,3 +206,28 @@ def test_a_card_with_a_broken_evaluation_is_one_line_in_the_report():
     page = _card_evaluation_html(card)
     assert page.startswith('<p class="warn">The card\'s evaluation could not be read (AlsnetError')
     assert page.count("<p") == 1
+
+
+def test_a_nested_run_shows_what_each_outer_fold_chose_and_on_what(tmp_path):
+    d = make_run(tmp_path, protocol="loso")
+    m = json.loads((d / "metrics.json").read_text())
+    m["choices"] = {
+        "outer-0": {"chosen_epoch": 6, "chosen_steps": [259, 266, 262], "chosen_params": None,
+                    "calibrator": {"method": "temperature", "scale": [0.585], "bias": [0.0]},
+                    "decision_rule": {"offsets": [0.0, 0.4]}, "chosen_on": "pooled inner out-of-fold predictions"},
+        "outer-1": {"chosen_epoch": None, "chosen_params": {"min_samples_leaf": 50},
+                    "calibrator": {"method": "none"}, "decision_rule": {"offsets": [0.0, -0.15]},
+                    "chosen_on": "pooled inner out-of-fold predictions"}}
+    m["subject"]["decision"] = {"outer-0": "P(als) >= 0.4013"}
+    (d / "metrics.json").write_text(json.dumps(m))
+    c = json.loads((d / "config.json").read_text())
+    c["split"]["folds_detail"] = [{"name": "outer-0", "test_subjects": ["A01", "C02"]}]
+    (d / "config.json").write_text(json.dumps(c))
+    page = write_report([d], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Choices per outer fold" in page
+    assert ('<td class="l">outer-0</td><td class="l">A01, C02</td><td class="l">epoch 6 (259–266 steps)</td>'
+            '<td class="l">temperature (scale 0.585; bias 0)</td><td class="l">P(als) &gt;= 0.4013</td>') in page
+    assert '<td class="l">min_samples_leaf 50</td><td class="l">none</td><td class="l">+0.00, -0.15</td>' in page
+    assert "chosen on: pooled inner out-of-fold predictions" in page
+    plain = write_report([make_run(tmp_path, "plain", protocol="loso")], tmp_path / "p.html")
+    assert "Choices per outer fold" not in plain.read_text(encoding="utf-8")

@@ -4,7 +4,8 @@ One HTML file, no server and no scripts: inline CSS, figures embedded as base64 
 opens with a comparison table across runs (one row per run: model × protocol × task), then
 a section per run with its header (task, model, protocol and its honesty label, seed,
 data), metric tables at window, recording and subject level (windows and recordings with
-subject-bootstrap intervals, people as k of n with Wilson intervals), and its figures.
+subject-bootstrap intervals, people as k of n with Wilson intervals), a nested run's choices
+per outer fold (what was chosen, calibration, decision rule, and on what), and its figures.
 Numbers of a protocol that shares recordings between train and test (the paper's
 segment-level split) carry its label in bold wherever they appear.
 """
@@ -165,6 +166,41 @@ def _confusion_tables(met: dict, task) -> str:
     return f'<div class="figs">{"".join(out)}</div>'
 
 
+def _choices_table(run: dict) -> str:
+    """A nested run's choices, one row per outer fold (``metrics.json`` -> ``choices``): what was
+    chosen, the calibration and the decision rule, and what every choice was made on."""
+    met = run["metrics"]
+    choices = met.get("choices")
+    if not isinstance(choices, dict) or not choices:
+        return ""
+    folds = {f.get("name"): f for f in (run["config"].get("split") or {}).get("folds_detail") or []}
+    rules = (met.get("subject") or {}).get("decision")
+    rows = []
+    for name, c in sorted(choices.items()):
+        if c.get("chosen_params"):
+            chosen = ", ".join(f"{k} {v}" for k, v in c["chosen_params"].items())
+        elif c.get("chosen_epoch") is not None:
+            steps = c.get("chosen_steps")
+            chosen = f"epoch {c['chosen_epoch']}" + (f" ({min(steps)}–{max(steps)} steps)" if steps else "")
+        else:
+            chosen = "–"
+        cal = c.get("calibrator") or {}
+        method = cal.get("method", "?")
+        if method not in ("none", "?"):
+            method += f" (scale {', '.join(f'{v:.3g}' for v in cal.get('scale') or [])}"
+            method += f"; bias {', '.join(f'{v:.3g}' for v in cal.get('bias') or [])})"
+        rule = rules.get(name) if isinstance(rules, dict) else None
+        rule = rule or ", ".join(f"{v:+.2f}" for v in (c.get("decision_rule") or {}).get("offsets") or [])
+        test = ", ".join(folds.get(name, {}).get("test_subjects") or [])
+        rows.append(f'<tr><td class="l">{_e(name)}</td><td class="l">{_e(test)}</td><td class="l">{_e(chosen)}</td>'
+                    f'<td class="l">{_e(method)}</td><td class="l">{_e(rule)}</td></tr>')
+    said = {k: {str(c.get(k)) for c in choices.values() if c.get(k)} for k in ("criterion", "chosen_on", "scored_by")}
+    notes = "; ".join(f"{k.replace('_', ' ')}: {'/'.join(sorted(v))}" for k, v in said.items() if v)
+    return ('<h3>Choices per outer fold</h3><table><tr><th class="l">outer fold</th><th class="l">test subjects</th>'
+            '<th class="l">chosen</th><th class="l">calibration</th><th class="l">decision rule</th></tr>'
+            f'{"".join(rows)}</table><p class="ci">{_e(notes)}</p>')
+
+
 def _img(path: Path, caption: str) -> str:
     data = base64.b64encode(path.read_bytes()).decode("ascii")
     return (f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{data}">'
@@ -195,7 +231,7 @@ def _run_section(k: int, run: dict, figs: dict[str, Path]) -> str:
                 "not diagnosis of new patients.</p>")
     images = "".join(_img(figs[name], cap) for name, cap in FIGURES if name in figs)
     return (f'<section id="run-{k}"><h2>{_e(run["dir"].name)}: {_e(cfg.get("model", "?"))}, '
-            f"{_e(task.name)}</h2><dl>{dl}</dl>{note}<h3>Metrics</h3>{_metric_table(met, task)}"
+            f"{_e(task.name)}</h2><dl>{dl}</dl>{note}<h3>Metrics</h3>{_metric_table(met, task)}{_choices_table(run)}"
             f"<h3>Confusion matrices</h3>{_confusion_tables(met, task)}"
             f'<h3>Figures</h3><div class="figs">{images}</div></section>')
 
