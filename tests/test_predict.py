@@ -138,6 +138,29 @@ def test_human_output_prints_label_windows_and_disclaimer(model_path, tmp_path, 
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
     assert f"model {model_path} (als-vs-normal, weights sha256 {digest}), backend " in out
     assert "not a medical device" in out
+    assert "\n  its card carries no subject-wise evaluation\n" in out     # a test model's card has none
+
+
+def test_the_evaluation_line_counts_people_and_names_the_baseline_comparison():
+    from alsnet.diagnosis.predict import evaluation_line
+
+    old = {"task": "als-vs-normal", "evaluation": {"protocol_label": "subject-wise", "subject": {
+        "n": 14, "accuracy": 13 / 14, "ci": {"accuracy": [0.79, 1.0]}}}}
+    assert evaluation_line(old) == ("its card's evaluation (subject-wise): 13 of 14 people right, "
+                                    "Wilson 95 % [69, 99]")
+    ll = [{"difference": 0.07, "ci": [-0.011, 0.146]}, {"difference": 0.077, "ci": [0.023, 0.134]}]
+    nested = {"task": "three-class", "evaluation": {
+        "protocol_label": "nested subject-wise",
+        "subject": {"n": 19, "accuracy": 0.9, "confusion_matrix": [[1, 2, 5], [0, 6, 0], [0, 0, 5]]},
+        "seeds": [{"seed": 0}, {"seed": 1}],
+        "against_baseline": [{"seed": s, "baseline": f"results/nested-three-class-rf-s{s}",
+                              "subject_log_loss_difference": d} for s, d in zip((0, 1), ll)]}}
+    line = evaluation_line(nested)
+    assert line.startswith("its card's evaluation (nested subject-wise): 12 of 19 people right, Wilson 95 % [41, 81] "
+                           "(seed 0 of 2); subject log-loss minus the nested-three-class-rf-s0 of the same folds: ")
+    assert "+0.070 [-0.011, +0.146], +0.077 [+0.023, +0.134] (seeds 0, 1; above 0: the baseline is better)" in line
+    broken = {"task": "als-vs-normal", "evaluation": {"subject": {"n": "x", "accuracy": None}}}
+    assert evaluation_line(broken).startswith("its card's evaluation cannot be read (TypeError")
 
 
 def test_unbundled_model_name_is_a_clear_error(monkeypatch):

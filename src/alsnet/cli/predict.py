@@ -70,7 +70,7 @@ class _WindowBar:
 
 def run(args: argparse.Namespace) -> int:
     from alsnet.cli.main import JSON_SCHEMA_VERSION, inputs_exit_code, print_json
-    from alsnet.diagnosis.predict import DISCLAIMER, Predictor
+    from alsnet.diagnosis.predict import DISCLAIMER, Predictor, evaluation_line
     from alsnet.diagnosis.qc import DEFAULT_QC_POLICY, QC_POLICIES
     from alsnet.errors import UsageError
 
@@ -112,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
         m = provenance["model"]
         print(f"model {m['name']} ({m['task']}, weights sha256 {m['weights_sha256'][:12]}), "
               f"backend {provenance['backend']}")
+        print(f"  {evaluation_line(predictor.loaded.card)}")
         print(f"[{DISCLAIMER}]")
     return inputs_exit_code(n_bad, len(results))
 

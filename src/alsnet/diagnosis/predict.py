@@ -296,6 +296,43 @@ def predict(path_or_array: str | os.PathLike | np.ndarray | mne.io.BaseRaw, fs: 
     return Predictor(model, backend, qc=qc).predict(path_or_array, fs=fs, scale=scale, channel=channel)
 
 
-__all__ = ["DISCLAIMER", "Predictor", "WindowScores", "count_windows", "iter_window_chunks",
+def evaluation_line(card: dict) -> str:
+    """One line on how the model's procedure did on people it never saw, from its card.
+
+    The people right as k of n with the Wilson 95 % interval (from the card's confusion matrix,
+    or from its accuracy and count on older cards: accuracy is k / n), the protocol's own label
+    (a split that shares recordings says so), and, on a card built from the nested procedure,
+    the paired subject log-loss difference against the baseline on the same folds, seed by seed.
+    """
+    from alsnet.evaluation.metrics import count_proportions
+    from alsnet.evaluation.stats import proportion
+
+    ev = card.get("evaluation") if isinstance(card, dict) else None
+    sub = ev.get("subject") if isinstance(ev, dict) else None
+    if not isinstance(sub, dict):
+        return "its card carries no subject-wise evaluation"
+    try:
+        if sub.get("confusion_matrix"):
+            p = count_proportions(sub["confusion_matrix"], get_task(card["task"]))["accuracy"]
+        else:
+            p = proportion(round(float(sub["accuracy"]) * int(sub["n"])), int(sub["n"]))
+        line = (f"its card's evaluation ({ev.get('protocol_label') or ev.get('protocol')}): {p['k']} of {p['n']} "
+                f"people right, Wilson 95 % [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]")
+        seeds = ev.get("seeds") or []
+        if len(seeds) > 1:
+            line += f" (seed {seeds[0]['seed']} of {len(seeds)})"
+        against = ev.get("against_baseline") or []
+        if against:
+            d = [a["subject_log_loss_difference"] for a in against]
+            line += (f"; subject log-loss minus the {os.path.basename(str(against[0]['baseline']))} of the same folds: "
+                     + ", ".join(f"{x['difference']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]" for x in d)
+                     + f" (seed{'s' if len(d) > 1 else ''} {', '.join(str(a['seed']) for a in against)}; "
+                     "above 0: the baseline is better)")
+        return line
+    except (AlsnetError, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
+        return f"its card's evaluation cannot be read ({type(e).__name__}: {e})"
+
+
+__all__ = ["DISCLAIMER", "Predictor", "WindowScores", "count_windows", "evaluation_line", "iter_window_chunks",
            "make_engine", "model_identity", "open_source", "predict"]
 
