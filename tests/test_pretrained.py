@@ -237,6 +237,17 @@ def test_a_build_from_a_finished_procedure_carries_its_seeds_and_baseline_compar
         assert a["subject_log_loss_difference"]["n_subjects"] == 10 == a["mcnemar_subjects"]["n"]
     assert ev["subject"]["n"] == 10 and card["training_data"]["n_windows"] > 0
     assert "--from-run" in card["rebuild"]
+    # what a user reads of it: predict's line and the report's card section count the people and
+    # give the comparison with the baseline, seed by seed
+    from alsnet.diagnosis.predict import evaluation_line
+    from alsnet.reporting.recording import _card_evaluation_html
+
+    k = int(np.trace(ev["subject"]["confusion_matrix"]))
+    line = evaluation_line(card)
+    assert f"{k} of 10 people right, Wilson 95 %" in line and "(seeds 0, 1; above 0: the baseline is better)" in line
+    section = _card_evaluation_html(card)
+    assert f"{k}/10 [" in section and "Over 2 seeds" in section and bases[1].name in section
+    assert "could not be read" not in section
     # an evaluation of another recipe does not describe this model: refused before anything is written
     cfg = json.loads((evals[1] / "config.json").read_text())
     cfg["experiment"]["recipe"]["class_weight"] = "balanced"
