@@ -157,7 +157,8 @@ def test_the_evaluation_line_counts_people_and_names_the_baseline_comparison():
                               "subject_log_loss_difference": d} for s, d in zip((0, 1), ll)]}}
     line = evaluation_line(nested)
     assert line.startswith("its card's evaluation (nested subject-wise): 12 of 19 people right, Wilson 95 % [41, 81] "
-                           "(seed 0 of 2); subject log-loss minus the nested-three-class-rf-s0 of the same folds: ")
+                           "(normal 1 of 8, als 6 of 6, myopathy 5 of 5) (seed 0 of 2); subject log-loss minus the "
+                           "nested-three-class-rf-s0 of the same folds: ")
     assert "+0.070 [-0.011, +0.146], +0.077 [+0.023, +0.134] (seeds 0, 1; above 0: the baseline is better)" in line
     broken = {"task": "als-vs-normal", "evaluation": {"subject": {"n": "x", "accuracy": None}}}
     assert evaluation_line(broken).startswith("its card's evaluation cannot be read (TypeError")

@@ -231,3 +231,13 @@ def test_a_nested_run_shows_what_each_outer_fold_chose_and_on_what(tmp_path):
     assert "chosen on: pooled inner out-of-fold predictions" in page
     plain = write_report([make_run(tmp_path, "plain", protocol="loso")], tmp_path / "p.html")
     assert "Choices per outer fold" not in plain.read_text(encoding="utf-8")
+
+
+def test_a_three_class_card_counts_the_people_of_each_class():
+    from alsnet.reporting.recording import _card_evaluation_html
+
+    card = {"task": "three-class", "evaluation": {"protocol": "nested", "subject": {
+        "n": 19, "accuracy": 12 / 19, "confusion_matrix": [[1, 2, 5], [0, 6, 0], [0, 0, 5]]}}}
+    page = _card_evaluation_html(card)
+    assert "recall of normal</td><td>12.5 <span class=\"ci\">1/8 [2, 47]</span>" in page
+    assert "recall of myopathy</td><td>100.0 <span class=\"ci\">5/5 [57, 100]</span>" in page

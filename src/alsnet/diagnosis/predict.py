@@ -300,7 +300,8 @@ def evaluation_line(card: dict) -> str:
     """One line on how the model's procedure did on people it never saw, from its card.
 
     The people right as k of n with the Wilson 95 % interval (from the card's confusion matrix,
-    or from its accuracy and count on older cards: accuracy is k / n), the protocol's own label
+    with each class's count, or from its accuracy and count on older cards: accuracy is k / n),
+    the protocol's own label
     (a split that shares recordings says so), and, on a card built from the nested procedure,
     the paired subject log-loss difference against the baseline on the same folds, seed by seed.
     """
@@ -312,12 +313,16 @@ def evaluation_line(card: dict) -> str:
     if not isinstance(sub, dict):
         return "its card carries no subject-wise evaluation"
     try:
-        if sub.get("confusion_matrix"):
-            p = count_proportions(sub["confusion_matrix"], get_task(card["task"]))["accuracy"]
+        cm, per_class = sub.get("confusion_matrix"), ""
+        if cm:
+            counted = count_proportions(cm, get_task(card["task"]))
+            p = counted["accuracy"]
+            counts = [f"{c} {q['k']} of {q['n']}" for c, q in counted["recall"].items()]
+            per_class = f" ({', '.join(counts)})"
         else:
             p = proportion(round(float(sub["accuracy"]) * int(sub["n"])), int(sub["n"]))
         line = (f"its card's evaluation ({ev.get('protocol_label') or ev.get('protocol')}): {p['k']} of {p['n']} "
-                f"people right, Wilson 95 % [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]")
+                f"people right, Wilson 95 % [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]{per_class}")
         seeds = ev.get("seeds") or []
         if len(seeds) > 1:
             line += f" (seed {seeds[0]['seed']} of {len(seeds)})"

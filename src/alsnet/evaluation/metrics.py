@@ -319,20 +319,18 @@ def _subject_proportions(units: pd.DataFrame, task: Task, rules: Rules, ci: floa
     (``[100, 100]`` when every subject is right); these intervals do not, and say how many
     subjects they rest on.
     """
-    from alsnet.evaluation.stats import proportion
-
     y = units["y_true"].to_numpy(dtype=np.int64)
     k = len(task.classes)
     cm = confusion_matrix(y, decide_units(units, task, rules), labels=list(range(k))) if len(y) else np.zeros((k, k))
-    out = {"accuracy": count_proportions(cm, task, ci)["accuracy"]}
-    out["recall"] = {c: proportion(int(cm[i, i]), int(cm[i].sum()), ci) for i, c in enumerate(task.classes)}
-    return out
+    counted = count_proportions(cm, task, ci)
+    return {"accuracy": counted["accuracy"], "recall": counted["recall"]}
 
 
 def count_proportions(confusion, task: Task, ci: float = 0.95) -> dict:
-    """Accuracy, sensitivity (ALS recall) and specificity (non-ALS units called non-ALS) as
-    proportions of a level's units, ``k`` of ``n`` with Wilson and Clopper–Pearson intervals
-    (:func:`alsnet.evaluation.stats.proportion`), from its confusion matrix (rows true).
+    """Accuracy, sensitivity (ALS recall), specificity (non-ALS units called non-ALS) and each
+    class's recall (``recall``: class -> proportion) as proportions of a level's units, ``k`` of
+    ``n`` with Wilson and Clopper–Pearson intervals (:func:`alsnet.evaluation.stats.proportion`),
+    from its confusion matrix (rows true).
 
     The subject level is reported this way wherever it is shown: a bootstrap over a handful
     of people collapses to a point. Balanced accuracy, F1 and AUC are not proportions and
@@ -347,7 +345,8 @@ def count_proportions(confusion, task: Task, ci: float = 0.95) -> dict:
     non = [i for i in range(len(task.classes)) if i != a]
     return {"accuracy": proportion(int(np.trace(cm)), int(cm.sum()), ci),
             "sensitivity": proportion(int(cm[a, a]), int(cm[a].sum()), ci),
-            "specificity": proportion(int(cm[np.ix_(non, non)].sum()), int(cm[non].sum()), ci)}
+            "specificity": proportion(int(cm[np.ix_(non, non)].sum()), int(cm[non].sum()), ci),
+            "recall": {c: proportion(int(cm[i, i]), int(cm[i].sum()), ci) for i, c in enumerate(task.classes)}}
 
 
 def evaluate_by_fold(pred: pd.DataFrame, task: Task) -> dict[str, dict]:

@@ -20,6 +20,7 @@ from alsnet.data.labels import get_task
 from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
 from alsnet.diagnosis.predict import DISCLAIMER, Predictor, iter_window_chunks, open_source
 from alsnet.errors import AlsnetError
+from alsnet.evaluation.metrics import count_proportions
 from alsnet.files import atomic_write_text
 from alsnet.model.pretrained import DEFAULT_MODEL
 from alsnet.reporting.html import CSS, ROWS, SUBJECT_NOTE, _e, _img, _level_cell
@@ -199,8 +200,22 @@ def _card_evaluation_body(card: dict) -> str:
            f'{_e(sub.get("n"))} subjects{_e(which)}):</p><table>'
            + "".join(f'<tr><td class="l">{_e(lab)}</td><td>{_level_cell(sub, k, pct, "subject", task)}</td></tr>'
                      for k, lab, pct in ROWS)
+           + _class_rows(sub.get("confusion_matrix"), task)
            + f'</table><p class="ci">{_e(note)}</p>')
     return out + _card_seeds_html(ev)
+
+
+def _class_rows(cm, task) -> str:  # noqa: ANN001 - a confusion matrix (rows true), a Task
+    """People of each class called that class, k of n with the Wilson interval (three classes:
+    sensitivity and specificity would hide whether controls or myopathy patients are missed)."""
+    if not cm or task.binary:
+        return ""
+    out = []
+    for c, p in count_proportions(cm, task)["recall"].items():
+        if p["value"] is not None:
+            out.append(f'<tr><td class="l">recall of {_e(c)}</td><td>{100 * p["value"]:.1f} <span class="ci">'
+                       f'{p["k"]}/{p["n"]} [{100 * p["wilson"][0]:.0f}, {100 * p["wilson"][1]:.0f}]</span></td></tr>')
+    return "".join(out)
 
 
 def _card_seeds_html(ev: dict) -> str:
