@@ -96,7 +96,8 @@ def test_json_output_has_the_documented_fields(model_path, tmp_path, capsys):
     assert (r["n_windows"], r["n_windows_used"]) == (2, 2)
     assert r["schema_version"] == 1 and r["backend"] == "eager"  # --backend torch is the eager module
     assert r["model"] == {"name": str(model_path), "task": "als-vs-normal",
-                          "weights_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest()}
+                          "weights_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+                          "evaluation": None}                    # a test model's card has none
 
 
 def test_one_bad_file_gives_exit_1_and_the_others_are_still_scored(model_path, tmp_path, capsys):
@@ -160,6 +161,13 @@ def test_the_evaluation_line_counts_people_and_names_the_baseline_comparison():
                            "(normal 1 of 8, als 6 of 6, myopathy 5 of 5) (seed 0 of 2); subject log-loss minus the "
                            "nested-three-class-rf-s0 of the same folds: ")
     assert "+0.070 [-0.011, +0.146], +0.077 [+0.023, +0.134] (seeds 0, 1; above 0: the baseline is better)" in line
+    from alsnet.diagnosis.predict import card_evaluation
+
+    e = card_evaluation(nested)
+    assert e["people_right"]["k"] == 12 and e["per_class"]["normal"]["k"] == 1 and e["seeds"] == [0, 1]
+    assert e["against_baseline"][1] == {"seed": 1, "baseline": "nested-three-class-rf-s1",
+                                        "subject_log_loss_difference": ll[1]}
+    json.dumps(e)                                                  # what --json prints
     broken = {"task": "als-vs-normal", "evaluation": {"subject": {"n": "x", "accuracy": None}}}
     assert evaluation_line(broken).startswith("its card's evaluation cannot be read (TypeError")
 

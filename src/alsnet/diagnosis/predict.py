@@ -181,8 +181,10 @@ class Predictor:
         self.domain, self.domain_note = card_domain(self.loaded.card)
 
     def describe(self) -> dict:
-        """What produced the scores: ``{"model": {"name", "task", "weights_sha256"}, "backend"}``."""
-        return {"model": model_identity(self.loaded, self.model_name), "backend": self.engine.name}
+        """What produced the scores: ``{"model": {"name", "task", "weights_sha256", "evaluation"}, "backend"}``
+        (``evaluation``: :func:`card_evaluation` of its card)."""
+        model = {**model_identity(self.loaded, self.model_name), "evaluation": card_evaluation(self.loaded.card)}
+        return {"model": model, "backend": self.engine.name}
 
     @property
     def engine(self):  # noqa: ANN201 - an engine with .logits and .name
@@ -296,14 +298,16 @@ def predict(path_or_array: str | os.PathLike | np.ndarray | mne.io.BaseRaw, fs: 
     return Predictor(model, backend, qc=qc).predict(path_or_array, fs=fs, scale=scale, channel=channel)
 
 
-def evaluation_line(card: dict) -> str:
-    """One line on how the model's procedure did on people it never saw, from its card.
+def card_evaluation(card: dict) -> dict | None:
+    """How the model's procedure did on people it never saw, from its card; None if the card has
+    no subject-wise evaluation.
 
-    The people right as k of n with the Wilson 95 % interval (from the card's confusion matrix,
-    with each class's count, or from its accuracy and count on older cards: accuracy is k / n),
-    the protocol's own label
-    (a split that shares recordings says so), and, on a card built from the nested procedure,
-    the paired subject log-loss difference against the baseline on the same folds, seed by seed.
+    ``protocol_label``; ``people_right`` (k of n with Wilson and Clopper–Pearson intervals, from
+    the card's confusion matrix or, on older cards, from its accuracy and count: accuracy is
+    k / n); ``per_class`` (each class's people, or None without a confusion matrix); ``seeds``;
+    ``against_baseline`` (per seed: the baseline run and the paired subject log-loss difference,
+    this model's procedure minus the baseline, above 0 where the baseline is better). A card
+    whose evaluation cannot be read gives ``{"error": ...}``.
     """
     from alsnet.evaluation.metrics import count_proportions
     from alsnet.evaluation.stats import proportion
@@ -311,33 +315,50 @@ def evaluation_line(card: dict) -> str:
     ev = card.get("evaluation") if isinstance(card, dict) else None
     sub = ev.get("subject") if isinstance(ev, dict) else None
     if not isinstance(sub, dict):
-        return "its card carries no subject-wise evaluation"
+        return None
     try:
-        cm, per_class = sub.get("confusion_matrix"), ""
+        cm, per_class = sub.get("confusion_matrix"), None
         if cm:
             counted = count_proportions(cm, get_task(card["task"]))
-            p = counted["accuracy"]
-            counts = [f"{c} {q['k']} of {q['n']}" for c, q in counted["recall"].items()]
-            per_class = f" ({', '.join(counts)})"
+            people, per_class = counted["accuracy"], counted["recall"]
         else:
-            p = proportion(round(float(sub["accuracy"]) * int(sub["n"])), int(sub["n"]))
-        line = (f"its card's evaluation ({ev.get('protocol_label') or ev.get('protocol')}): {p['k']} of {p['n']} "
-                f"people right, Wilson 95 % [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]{per_class}")
-        seeds = ev.get("seeds") or []
-        if len(seeds) > 1:
-            line += f" (seed {seeds[0]['seed']} of {len(seeds)})"
-        against = ev.get("against_baseline") or []
-        if against:
-            d = [a["subject_log_loss_difference"] for a in against]
-            line += (f"; subject log-loss minus the {os.path.basename(str(against[0]['baseline']))} of the same folds: "
-                     + ", ".join(f"{x['difference']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]" for x in d)
-                     + f" (seed{'s' if len(d) > 1 else ''} {', '.join(str(a['seed']) for a in against)}; "
-                     "above 0: the baseline is better)")
-        return line
+            people = proportion(round(float(sub["accuracy"]) * int(sub["n"])), int(sub["n"]))
+        return {"protocol_label": ev.get("protocol_label") or ev.get("protocol"), "people_right": people,
+                "per_class": per_class, "seeds": [int(x["seed"]) for x in ev.get("seeds") or []],
+                "against_baseline": [{"seed": a["seed"], "baseline": os.path.basename(str(a["baseline"])),
+                                      "subject_log_loss_difference": {
+                                          "difference": float(a["subject_log_loss_difference"]["difference"]),
+                                          "ci": [float(v) for v in a["subject_log_loss_difference"]["ci"]]}}
+                                     for a in ev.get("against_baseline") or []]}
     except (AlsnetError, KeyError, TypeError, ValueError, IndexError, AttributeError) as e:
-        return f"its card's evaluation cannot be read ({type(e).__name__}: {e})"
+        return {"error": f"its card's evaluation cannot be read ({type(e).__name__}: {e})"}
 
 
-__all__ = ["DISCLAIMER", "Predictor", "WindowScores", "count_windows", "evaluation_line", "iter_window_chunks",
-           "make_engine", "model_identity", "open_source", "predict"]
+def evaluation_line(card: dict) -> str:
+    """:func:`card_evaluation` as the one line ``alsnet predict`` prints."""
+    e = card_evaluation(card)
+    if e is None:
+        return "its card carries no subject-wise evaluation"
+    if "error" in e:
+        return e["error"]
+    p = e["people_right"]
+    line = (f"its card's evaluation ({e['protocol_label']}): {p['k']} of {p['n']} people right, "
+            f"Wilson 95 % [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]")
+    if e["per_class"]:
+        counts = [f"{c} {q['k']} of {q['n']}" for c, q in e["per_class"].items()]
+        line += f" ({', '.join(counts)})"
+    if len(e["seeds"]) > 1:
+        line += f" (seed {e['seeds'][0]} of {len(e['seeds'])})"
+    against = e["against_baseline"]
+    if against:
+        d = [a["subject_log_loss_difference"] for a in against]
+        line += (f"; subject log-loss minus the {against[0]['baseline']} of the same folds: "
+                 + ", ".join(f"{x['difference']:+.3f} [{x['ci'][0]:+.3f}, {x['ci'][1]:+.3f}]" for x in d)
+                 + f" (seed{'s' if len(d) > 1 else ''} {', '.join(str(a['seed']) for a in against)}; "
+                 "above 0: the baseline is better)")
+    return line
+
+
+__all__ = ["DISCLAIMER", "Predictor", "WindowScores", "card_evaluation", "count_windows", "evaluation_line",
+           "iter_window_chunks", "make_engine", "model_identity", "open_source", "predict"]
 
