@@ -9,7 +9,7 @@ Prints markdown: one row per finished run (intervals and the number of subjects 
 on), one row per configuration over its seeds (mean and range), each subject's probability
 of its own class under every run of the same task, and the paired comparison of every ALSNet
 run with every baseline run of the same task and seed (with every baseline run where none has
-that seed; paired subject bootstrap, exact McNemar).
+that seed; paired subject bootstrap, exact McNemar), as lines and again as one table per task.
 Unfinished runs are listed with their progress. The figure shows the inner out-of-fold
 curves of every ALSNet run against optimiser steps.
 """
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         nets = [run for run, r in zip(finished, rows) if r["task"] == task and r["model"] == "alsnet"]
         bases = [run for run, r in zip(finished, rows) if r["task"] == task and r["model"] != "alsnet"]
         seed_of = {run: r["seed"] for run, r in zip(finished, rows)}
+        pairs = []
         for a in nets:
             # paired with the baselines of the same seed where there are any (the seeds of one
             # procedure against the seeds of the other), else with every baseline run
@@ -97,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
                       f"window balanced accuracy {100 * ba['difference']:+.1f} points "
                       f"[{100 * ba['ci'][0]:+.1f}, {100 * ba['ci'][1]:+.1f}]; McNemar on subjects: "
                       f"{mc['a_right_b_wrong']} vs {mc['a_wrong_b_right']} discordant, p = {mc['p_value']:.3f}")
+                pairs.append({"ALSNet run": a.name, "baseline": b.name,
+                              "subject log-loss (paired − baseline)":
+                                  f"{ll['difference']:+.3f} [{ll['ci'][0]:+.3f}, {ll['ci'][1]:+.3f}]",
+                              "window bal. acc. (points)":
+                                  f"{100 * ba['difference']:+.1f} [{100 * ba['ci'][0]:+.1f}, {100 * ba['ci'][1]:+.1f}]",
+                              "McNemar (ALSNet right only vs baseline right only)":
+                                  f"{mc['a_right_b_wrong']} vs {mc['a_wrong_b_right']}, p = {mc['p_value']:.3f}"})
+        if pairs:
+            print(f"\n### {task}: the paired comparisons as a table\n")
+            print(pd.DataFrame(pairs).to_markdown(index=False))
     if args.figure or args.budget_table:
         curves = {}
         for run in args.runs:
