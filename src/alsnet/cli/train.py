@@ -168,6 +168,7 @@ def print_metrics(m: dict, out: str) -> None:
 
         props = count_proportions(sub["confusion_matrix"], TASKS[m["task"]])
         parts = [f"{name} {p['k']} of {p['n']} [{100 * p['wilson'][0]:.0f}, {100 * p['wilson'][1]:.0f}]"
-                 for name, p in zip(("all", "ALS", "non-ALS"), props.values()) if p["n"]]
+                 for name, p in (("all", props["accuracy"]), ("ALS", props["sensitivity"]),
+                                 ("non-ALS", props["specificity"])) if p["n"]]
         print(f"people right (Wilson 95 %): {'; '.join(parts)}")
     print(f"run folder: {out}")

@@ -83,7 +83,12 @@ def _level_cell(m: dict, key: str, pct: bool, level: str, task) -> str:  # noqa:
     cm = m.get("confusion_matrix")
     if key not in COUNTED or not cm:
         return _e(_fmt(m.get(key), pct))
-    p = count_proportions(cm, task)[key]
+    return count_cell(count_proportions(cm, task)[key])
+
+
+def count_cell(p: dict) -> str:
+    """A proportion of people (:func:`alsnet.evaluation.stats.proportion`) as a table cell: the
+    percentage, then ``k/n`` and the Wilson 95 % interval; "–" where none was counted."""
     if p["value"] is None:
         return "–"
     lo, hi = p["wilson"]

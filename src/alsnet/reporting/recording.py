@@ -23,7 +23,7 @@ from alsnet.errors import AlsnetError
 from alsnet.evaluation.metrics import count_proportions
 from alsnet.files import atomic_write_text
 from alsnet.model.pretrained import DEFAULT_MODEL
-from alsnet.reporting.html import CSS, ROWS, SUBJECT_NOTE, _e, _img, _level_cell
+from alsnet.reporting.html import CSS, ROWS, SUBJECT_NOTE, _e, _img, _level_cell, count_cell
 
 EXTRA_CSS = """
 .disclaimer{background:#fde8e8;border-left:4px solid #c00;padding:.5em 1em;font-weight:bold}
@@ -210,12 +210,8 @@ def _class_rows(cm, task) -> str:  # noqa: ANN001 - a confusion matrix (rows tru
     sensitivity and specificity would hide whether controls or myopathy patients are missed)."""
     if not cm or task.binary:
         return ""
-    out = []
-    for c, p in count_proportions(cm, task)["recall"].items():
-        if p["value"] is not None:
-            out.append(f'<tr><td class="l">recall of {_e(c)}</td><td>{100 * p["value"]:.1f} <span class="ci">'
-                       f'{p["k"]}/{p["n"]} [{100 * p["wilson"][0]:.0f}, {100 * p["wilson"][1]:.0f}]</span></td></tr>')
-    return "".join(out)
+    return "".join(f'<tr><td class="l">recall of {_e(c)}</td><td>{count_cell(p)}</td></tr>'
+                   for c, p in count_proportions(cm, task)["recall"].items() if p["value"] is not None)
 
 
 def _card_seeds_html(ev: dict) -> str:
