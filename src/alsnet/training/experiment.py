@@ -9,42 +9,30 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from alsnet.data.dataset import WindowSet, load_windows
-from alsnet.data.labels import DEFAULT_TASK, Task, get_task
+from alsnet.data.labels import Task, get_task
 from alsnet.data.windows import window_settings
 from alsnet.errors import AlsnetError
 from alsnet.training.fold import MODELS, train_alsnet_fold, train_baseline_fold
-from alsnet.training.recipe import Recipe, RecipeConfig
+from alsnet.training.recipe import RunConfig
 from alsnet.training.runs import is_rank_zero, join_run_dir, prepare_run_dir, read_json, versions, write_csv, write_json
 from alsnet.training.splits import describe, make_folds, protocol_label
 
 
 @dataclass
-class Experiment(RecipeConfig):
+class Experiment(RunConfig):
     """Everything that defines a run; saved as ``config.json``."""
 
-    data: str
-    out: str
-    task: str = DEFAULT_TASK
     protocol: str = "paper"
     folds: int = 5
-    model: str = "alsnet"
-    seed: int = 0
-    recipe: Recipe = field(default_factory=Recipe)
-    invalid: str = "drop"
     overlap: float = 0.0
     jobs: int = 1
     only_folds: list[str] | None = None
-    eval_backend: str = "auto"
-    n_boot: int = 1000
-    trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
-    #: Reader options for every file (fs, scale, channel); a labels.csv row's own columns win.
-    read: dict = field(default_factory=dict)
 
 
 def _backend(exp: Experiment) -> dict:

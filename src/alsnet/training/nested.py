@@ -40,7 +40,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -48,13 +48,13 @@ import numpy as np
 import pandas as pd
 
 from alsnet.data.dataset import WindowSet, load_windows
-from alsnet.data.labels import DEFAULT_TASK, Task, get_task
+from alsnet.data.labels import Task, get_task
 from alsnet.data.windows import MODEL_FS, window_settings
 from alsnet.errors import AlsnetError
 from alsnet.evaluation.selection import InnerOOF, ensemble_proba, select
 from alsnet.files import atomic_write_bytes
 from alsnet.training.fold import MODELS, predictions_frame
-from alsnet.training.recipe import Recipe, RecipeConfig
+from alsnet.training.recipe import Recipe, RunConfig
 from alsnet.training.runs import join_run_dir, prepare_run_dir, read_csv, read_json, versions, write_csv, write_json
 from alsnet.training.splits import NestedFold, describe_nested, make_nested_folds
 
@@ -65,27 +65,15 @@ NESTED_MODELS = MODELS  # the same models as every protocol (alsnet.training.fol
 
 
 @dataclass
-class NestedExperiment(RecipeConfig):
+class NestedExperiment(RunConfig):
     """Everything that defines a nested run; saved in ``config.json``."""
 
-    data: str
-    out: str
-    task: str = DEFAULT_TASK
-    model: str = "alsnet"
     outer: str = "group-kfold"
     outer_k: int = 5
     inner_k: int = 3
     split_seed: int = 0
-    seed: int = 0
-    recipe: Recipe = field(default_factory=Recipe)
-    invalid: str = "drop"
-    n_boot: int = 1000
-    eval_backend: str = "auto"
     only_outer: list[str] | None = None
     on_fold_done: str | None = None
-    trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
-    #: Reader options for every file (fs, scale, channel); a labels.csv row's own columns win.
-    read: dict = field(default_factory=dict)
     #: A finished-or-running nested ALSNet run on the same split whose outer folds' chosen epochs
     #: set this run's budget, fold by fold (:func:`fold_budget`); ``None``: ``recipe.max_epochs``.
     budget_from: str | None = None

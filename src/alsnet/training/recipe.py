@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 
+from alsnet.data.labels import DEFAULT_TASK
 from alsnet.errors import AlsnetError
 
 
@@ -88,8 +89,23 @@ class Recipe:
         return d
 
 
-class RecipeConfig:
-    """Mixin of the experiment dataclasses (a ``recipe`` field): JSON-ready dicts and back."""
+@dataclass
+class RunConfig:
+    """The fields every experiment shares (``Experiment``, ``NestedExperiment``), and JSON-ready
+    dicts and back. A saved ``config.json`` is read by field name, so the order is free."""
+
+    data: str
+    out: str
+    task: str = DEFAULT_TASK
+    model: str = "alsnet"
+    seed: int = 0
+    recipe: Recipe = field(default_factory=Recipe)
+    invalid: str = "drop"
+    eval_backend: str = "auto"
+    n_boot: int = 1000
+    trainer: dict = field(default_factory=lambda: {"accelerator": "cpu", "devices": 1})
+    #: Reader options for every file (fs, scale, channel); a labels.csv row's own columns win.
+    read: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -128,4 +144,4 @@ def cli_options() -> list[tuple[str, dict]]:
     return out
 
 
-__all__ = ["Recipe", "RecipeConfig", "cli_options"]
+__all__ = ["Recipe", "RunConfig", "cli_options"]
