@@ -1,5 +1,8 @@
 """The training recipe: the one source of training defaults (the paper's), and its deviations.
 
+``RunConfig`` is the base of both experiment dataclasses: the fields they share, saved in
+``config.json``.
+
 The command line takes its defaults and help from the fields here (``metadata["cli"]``), so
 a default is decided once. This module imports no torch, so ``alsnet --help`` stays fast.
 """
