@@ -30,12 +30,33 @@ def test_evidence_gives_every_channel_once_strongest_first_at_its_max_position()
     with torch.no_grad():
         feats = model.embed(torch.from_numpy(x)[:, None])
     for i, e in enumerate(ev):
-        assert sorted(c for _, c, _ in e) == list(range(128))
-        w = [wt for _, _, wt in e]
+        assert sorted(c for _, c, _, _ in e) == list(range(128)) and {m for *_, m in e} == {0}
+        w = [wt for _, _, wt, _ in e]
         assert w == sorted(w, reverse=True)
-        for t, c, _ in e[:5]:
+        for t, c, _, _ in e[:5]:
             assert RECEPTIVE_FIELD // 2 <= t < x.shape[1] - RECEPTIVE_FIELD // 2
             assert feats[i, c, t - RECEPTIVE_FIELD // 2] == feats[i, c].max()
+
+
+def test_an_ensembles_evidence_is_each_members_share_of_the_mean_logit(tmp_path):
+    """Every channel of every member once, its weight the member's own evidence divided by the
+    number of members (they add up to the evidence for the mean logit); explain runs on such a
+    model and names the member of each position."""
+    members = [fitted_model(seed=s) for s in (0, 1)]
+    x = np.stack([emg(0.2, MODEL_FS, seed=s) for s in range(2)])
+    ev = evidence(members, x)
+    for i, e in enumerate(ev):
+        assert sorted((m, c) for _, c, _, m in e) == [(m, c) for m in (0, 1) for c in range(128)]
+        for m, net in enumerate(members):
+            own = {c: (t, w) for t, c, w, _ in evidence(net, x[i:i + 1])[0]}
+            for t, c, w, mm in e:
+                if mm == m:
+                    assert t == own[c][0] and w == pytest.approx(own[c][1] / 2, rel=1e-4, abs=1e-7)
+    save_model(tmp_path / "e", members, {"task": "als-vs-normal"})
+    np.save(tmp_path / "r.npy", emg(2.0, MODEL_FS, seed=5))
+    s = explain_recording(tmp_path / "r.npy", tmp_path / "e.png", model=tmp_path / "e.safetensors", fs=MODEL_FS)
+    assert (tmp_path / "e.png").is_file()
+    assert all(e["member"] in (0, 1) for win in s["evidence"] for e in win)
 
 
 def test_explain_writes_a_png_and_summarises_each_window(model_path, tmp_path):

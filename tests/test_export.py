@@ -83,13 +83,35 @@ def test_the_onnx_graph_applies_the_cards_affine_calibration_as_predict_does(tmp
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
-def test_an_ensemble_is_not_exported_as_if_it_were_one_network(tmp_path):
-    from alsnet.engine.onnx import export_onnx
-    from alsnet.errors import CheckpointError
-    from alsnet.model.checkpoint import save_model
+def test_an_ensemble_exports_as_one_graph_scoring_what_predict_scores(tmp_path):
+    """The nested procedure's model is an ensemble: one graph whose probabilities are the mean
+    of the members' calibrated probabilities (as predict scores it), whose logits are each
+    member's, and whose metadata carries the card's decision rule."""
+    import json
+
+    import onnx
+
+    from alsnet.engine.onnx import export_onnx, session
     from alsnet.model.network import ALSNet
 
-    save_model(tmp_path / "e", [ALSNet(), ALSNet()], {"task": "als-vs-normal"})
-    with pytest.raises(CheckpointError, match="ensemble of 2 networks"):
-        export_onnx(tmp_path / "e.safetensors", tmp_path / "e.onnx")
-    assert not (tmp_path / "e.onnx").exists()
+    members = []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        members.append(ALSNet(n_outputs=3).eval())
+    rule = {"offsets": [0.0, 0.4, -0.2], "fitted_on": "hand-made"}
+    save_model(tmp_path / "e", members, {"task": "three-class", "decision_rule": rule,
+                                         "calibration": {"method": "temperature", "scale": [0.5] * 3,
+                                                         "bias": [0.0] * 3}})
+    s = export_onnx(tmp_path / "e.safetensors", tmp_path / "e.onnx")
+    assert s["members"] == 3 and s["max_abs_diff"] < 1e-5
+    x = np.random.default_rng(1).normal(scale=80, size=(4, 3000)).astype(np.float32)
+    p, z = session(str(tmp_path / "e.onnx"), None).run(["probabilities", "logits"], {INPUT_NAME: x})
+    assert z.shape == (4, 3, 3)
+    pred = Predictor(str(tmp_path / "e.safetensors"), backend="eager")
+    np.testing.assert_allclose(p, pred.probabilities(x), atol=1e-5)
+    with torch.no_grad():   # not the first member's alone: the members differ
+        first = pred.calibrator.apply(members[0](torch.from_numpy(x)[:, None]).numpy())
+    assert np.abs(p - first).max() > 1e-3
+    meta = {m.key: m.value for m in onnx.load(str(tmp_path / "e.onnx")).metadata_props}
+    assert json.loads(meta["decision_rule"]) == rule and json.loads(meta["members"]) == 3
+

@@ -12,9 +12,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "export", help="export a model to ONNX (input µV at 23437.5 Hz; outputs probabilities, logits)",
         description="Write the model as ONNX. Input 'emg': float32 (batch, time) raw µV at 23437.5 Hz, "
                     "both axes dynamic (time >= 45; the model's windows are 23437 samples). Outputs: "
-                    "'probabilities' (batch, n_classes), calibrated with the card's temperature, and "
-                    "'logits' (batch, n_outputs) before temperature. The class order is in the ONNX "
-                    "metadata ('classes'). A check compares ONNX Runtime with PyTorch.")
+                    "'probabilities' (batch, n_classes), calibrated as the card says (for an ensemble: "
+                    "the mean of its members' calibrated probabilities, as predict scores it), and "
+                    "'logits' before calibration, (batch, n_outputs) or, for an ensemble, (batch, "
+                    "n_members, n_outputs). The class order, calibration and decision rule are in the "
+                    "ONNX metadata ('classes', 'calibration', 'decision_rule'). A check compares ONNX "
+                    "Runtime with PyTorch.")
     p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|FILE",
                    help="bundled model (als-vs-normal, three-class) or a saved model (default: %(default)s)")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="file to write")
@@ -36,8 +39,12 @@ def run(args: argparse.Namespace) -> int:
         print_json({"schema_version": JSON_SCHEMA_VERSION, **s,
                     "model": model_identity(loaded, bundled_or_path(args.model, loaded))})
         return 0
+    cal = s["calibration"]
     print(f"wrote {s['onnx']}: task {s['task']}, classes {', '.join(s['classes'])}, "
-          f"temperature {s['temperature']:g}")
+          + (f"ensemble of {s['members']} networks (probabilities averaged), " if s["members"] > 1 else "")
+          + f"calibration {cal['method']}"
+          + (f" (scale {', '.join(f'{v:g}' for v in cal['scale'])}; bias {', '.join(f'{v:g}' for v in cal['bias'])})"
+             if cal["method"] != "none" else ""))
     print("input 'emg' float32 (batch, time) µV at 23437.5 Hz; outputs 'probabilities' (calibrated), 'logits'")
     if "max_abs_diff" in s:
         print(f"check: max |P_onnx - P_torch| = {s['max_abs_diff']:.2e}")

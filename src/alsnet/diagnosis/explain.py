@@ -32,14 +32,17 @@ if TYPE_CHECKING:
 SNIPPET_MS = 5.0
 
 
-def evidence(model: torch.nn.Module, windows: np.ndarray, target: int | None = None,
-             batch_size: int = 8) -> list[list[tuple[int, int, float]]]:
+def evidence(model: torch.nn.Module | list[torch.nn.Module], windows: np.ndarray, target: int | None = None,
+             batch_size: int = 8) -> list[list[tuple[int, int, float, int]]]:
     """Per-window evidence of the last layer's max-pooled channels.
 
     Parameters
     ----------
-    model : ALSNet
-        In eval mode (it is put there).
+    model : ALSNet or list of ALSNet
+        In eval mode (it is put there). A list is an ensemble (the nested procedure's
+        inner models): each member's channels are explained on its own logit and their
+        weights divided by the number of members, so that they add up to the evidence for
+        the members' mean logit.
     windows : ndarray, shape (n, T)
         µV at the model rate, no NaN.
     target : int, optional
@@ -48,36 +51,46 @@ def evidence(model: torch.nn.Module, windows: np.ndarray, target: int | None = N
 
     Returns
     -------
-    list of list of (int, int, float)
-        For each window, ``(time_index, channel, weight)`` for all channels, largest
-        weight first; ``time_index`` is the sample (within the window) at the centre of
-        the 45-sample receptive field where the channel reached its maximum.
+    list of list of (int, int, float, int)
+        For each window, ``(time_index, channel, weight, member)`` for all channels of all
+        members, largest weight first; ``time_index`` is the sample (within the window) at
+        the centre of the 45-sample receptive field where the channel reached its maximum;
+        ``member`` is 0 for a single network.
     """
     import torch
 
-    model.eval()
+    members = list(model) if isinstance(model, (list, tuple)) else [model]
     if target is None:
-        target = 0 if model.n_outputs == 1 else 1
+        target = 0 if members[0].n_outputs == 1 else 1
     x = np.asarray(windows, dtype=np.float32)
     if x.ndim != 2 or x.shape[1] < RECEPTIVE_FIELD:
         raise AlsnetError(f"windows must be (n, T >= {RECEPTIVE_FIELD}), got {x.shape}")
+    weights, centres = [], []            # per member: (n, channels) each
+    for net in members:
+        net.eval()
+        ws, cs = [], []
+        for b in range(0, len(x), batch_size):
+            with torch.no_grad():
+                feats = net.embed(torch.from_numpy(x[b:b + batch_size])[:, None])
+                pooled, where = feats.max(dim=-1)                     # (n, 128) each
+            pooled = pooled.clone().requires_grad_(True)
+            logit = net.out(net.dense(pooled))[:, target].sum()       # windows are independent in eval
+            (grad,) = torch.autograd.grad(logit, pooled)
+            ws.append((grad * pooled).detach().numpy() / len(members))
+            cs.append(where.numpy() + RECEPTIVE_FIELD // 2)
+        weights.append(np.concatenate(ws))
+        centres.append(np.concatenate(cs))
+    w_all = np.concatenate(weights, axis=1)                            # (n, members * channels)
+    t_all = np.concatenate(centres, axis=1)
+    n_ch = weights[0].shape[1]
     out = []
-    for b in range(0, len(x), batch_size):
-        with torch.no_grad():
-            feats = model.embed(torch.from_numpy(x[b:b + batch_size])[:, None])
-            pooled, where = feats.max(dim=-1)                     # (n, 128) each
-        pooled = pooled.clone().requires_grad_(True)
-        logit = model.out(model.dense(pooled))[:, target].sum()   # windows are independent in eval
-        (grad,) = torch.autograd.grad(logit, pooled)
-        weight = (grad * pooled).detach().numpy()
-        centre = where.numpy() + RECEPTIVE_FIELD // 2
-        for w, t in zip(weight, centre):
-            order = np.argsort(-w)
-            out.append([(int(t[c]), int(c), float(w[c])) for c in order])
+    for w, t in zip(w_all, t_all):
+        order = np.argsort(-w, kind="stable")
+        out.append([(int(t[k]), int(k % n_ch), float(w[k]), int(k // n_ch)) for k in order])
     return out
 
 
-def _distinct(ev: list[tuple[int, int, float]], k: int, min_gap: int) -> list[tuple[int, int, float]]:
+def _distinct(ev: list[tuple[int, int, float, int]], k: int, min_gap: int) -> list[tuple[int, int, float, int]]:
     """The ``k`` strongest positions at least ``min_gap`` samples apart."""
     keep: list[tuple[int, int, float]] = []
     for e in ev:
@@ -157,7 +170,8 @@ def explain_recording(path: str | os.PathLike | mne.io.BaseRaw, out: str | os.Pa
         proba[idx] = pred.probabilities(wins[idx])
     mean = np.nanmean(proba, axis=0)
     pos = classes[1] if pred.task.binary else target or pred.decide(mean)
-    ev_ok = evidence(pred.loaded.model, wins[ok], target=0 if pred.task.binary else classes.index(pos))
+    ensemble = len(pred.loaded.members) > 1
+    ev_ok = evidence(pred.loaded.members, wins[ok], target=0 if pred.task.binary else classes.index(pos))
     ev: list[list] = [[] for _ in range(len(wins))]
     for i, e in zip(np.flatnonzero(ok), ev_ok):
         ev[i] = e
@@ -202,14 +216,15 @@ def explain_recording(path: str | os.PathLike | mne.io.BaseRaw, out: str | os.Pa
         ax2.legend(loc="upper right", fontsize=8, ncol=len(classes))
     ax2.axhline(0.5, color="k", ls="--", lw=0.8)
     ax2.set(ylim=(0, 1), xlabel="time (s)", ylabel=f"P({pos})" if pred.task.binary else "P",
-            title=f"(b) window probabilities (T = {pred.temperature:g}); mean P({pos}) = "
+            title=f"(b) window probabilities (calibration: {pred.calibrator.method}"
+                  f"{f', {len(pred.loaded.members)}-network mean' if ensemble else ''}); mean P({pos}) = "
                   f"{mean[classes.index(pos)]:.3f} → {pred.decide(mean)}")
 
     best = int(np.nanargmax(np.where(shown, p_pos, -np.inf)))      # (c) the most target-like clean window
     ax3 = fig.add_subplot(gs[2, :])
     tw = np.arange(WINDOW_SAMPLES) / MODEL_FS * 1e3
     ax3.plot(tw, wins[best], lw=0.4, color="0.2")
-    for r, (ti, _ch, w) in enumerate(_distinct(ev[best], 8, gap)):
+    for r, (ti, _ch, w, _m) in enumerate(_distinct(ev[best], 8, gap)):
         ax3.axvspan((ti - RECEPTIVE_FIELD // 2) / MODEL_FS * 1e3, (ti + RECEPTIVE_FIELD // 2) / MODEL_FS * 1e3,
                     color="tab:red" if w > 0 else "tab:green", alpha=0.3)
         ax3.annotate(f"{r + 1}", (ti / MODEL_FS * 1e3, wins[best, ti]), fontsize=7, color="tab:red")
@@ -221,13 +236,13 @@ def explain_recording(path: str | os.PathLike | mne.io.BaseRaw, out: str | os.Pa
     for i in np.argsort(-np.where(shown, p_pos, -np.inf))[:4]:
         if shown[i]:
             gallery += [(int(i), e) for e in tops[i][:2]]
-    for g, (i, (ti, ch, w)) in enumerate(gallery[:8]):
+    for g, (i, (ti, ch, w, m)) in enumerate(gallery[:8]):
         axg = fig.add_subplot(gs[3 + g // 4, g % 4])
         a, b = max(0, ti - gap), min(WINDOW_SAMPLES, ti + gap + 1)
         axg.plot((np.arange(a, b) - ti) / MODEL_FS * 1e3, wins[i, a:b], color="tab:red" if w > 0 else "tab:green")
         axg.axvspan(-RECEPTIVE_FIELD / 2 / MODEL_FS * 1e3, RECEPTIVE_FIELD / 2 / MODEL_FS * 1e3, color="0.9", zorder=0)
         axg.set_title(f"{'(d) ' if g == 0 else ''}win {i} @ {(starts[i] + ti) / MODEL_FS:.3f} s, "
-                      f"ch {ch}, w {w:+.2g}", fontsize=8)
+                      f"{f'net {m} ' if ensemble else ''}ch {ch}, w {w:+.2g}", fontsize=8)
         axg.tick_params(labelsize=7)
         axg.set_xlabel("ms", fontsize=7)
         if g % 4 == 0:
@@ -242,7 +257,8 @@ def explain_recording(path: str | os.PathLike | mne.io.BaseRaw, out: str | os.Pa
     plt.close(fig)
     return {**pred.describe(), "figure": str(out), "classes": classes, "target": pos, "n_windows": int(len(wins)),
             "n_windows_used": int(ok.sum()), "window_probabilities": proba.tolist(), "qc": qc,
-            "evidence": [[{"time_s": (starts[i] + e[0]) / MODEL_FS, "channel": e[1], "weight": e[2]}
+            "evidence": [[{"time_s": (starts[i] + e[0]) / MODEL_FS, "channel": e[1], "weight": e[2],
+                           **({"member": e[3]} if ensemble else {})}
                           for e in tops[i]] for i in range(len(wins))]}
 
 

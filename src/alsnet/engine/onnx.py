@@ -11,7 +11,13 @@ dynamic) and returns two outputs:
   ``alsnet predict`` reports;
 * ``logits`` ``(batch, n_outputs)``: the raw network output, before calibration.
 
-An ensemble model is not exported (one graph per member would be needed); the export says so.
+An ensemble model (the nested procedure's inner models) is one graph too: ``probabilities``
+is the mean of the members' calibrated probabilities, as ``alsnet predict`` scores it, and
+``logits`` is ``(batch, n_members, n_outputs)``, each member's raw output.
+
+The metadata holds the card's ``calibration`` and ``decision_rule`` (``offsets`` added to
+log P before the arg-max, :mod:`alsnet.evaluation.decision`; ``null``: the plain arg-max),
+so a user of the graph alone can make the decision ``alsnet predict`` makes.
 
 Columns follow the card's class order (stored in the ONNX metadata as ``classes``). The
 graph is built with the TorchScript-based exporter (``dynamo=False``), which works
@@ -30,40 +36,46 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from alsnet.errors import AlsnetError, CheckpointError
+from alsnet.errors import AlsnetError
 from alsnet.files import cache_dir
 from alsnet.model.outputs import Calibrator
 
 if TYPE_CHECKING:
     from alsnet.model.checkpoint import LoadedModel
-    from alsnet.model.network import ALSNet
 
 OPSET = 17
 INPUT_NAME = "emg"
 OUTPUT_NAMES = ("probabilities", "logits")
 
 
-def _wrapper(model, calibrator: Calibrator):  # noqa: ANN001, ANN202
+def _wrapper(members: list, calibrator: Calibrator):  # noqa: ANN202
     import torch
     from torch import nn
 
     class Exportable(nn.Module):
-        """(batch, time) µV → (calibrated probabilities, logits)."""
+        """(batch, time) µV → (calibrated probabilities, logits); the mean of the members'
+        calibrated probabilities for an ensemble."""
 
         def __init__(self):
             super().__init__()
-            self.model = model
-            self.binary = model.n_outputs == 1
+            self.members = nn.ModuleList(members)
+            self.binary = members[0].n_outputs == 1
             self.register_buffer("scale", torch.tensor(calibrator.scale, dtype=torch.float32))
             self.register_buffer("bias", torch.tensor(calibrator.bias, dtype=torch.float32))
 
-        def forward(self, x):  # noqa: ANN001, ANN202
-            z = self.model(x.unsqueeze(1))
+        def _proba(self, z):  # noqa: ANN001, ANN202
             zt = z * self.scale + self.bias
             if self.binary:
                 p = torch.sigmoid(zt)
-                return torch.cat([1 - p, p], dim=-1), z
-            return torch.softmax(zt, dim=-1), z
+                return torch.cat([1 - p, p], dim=-1)
+            return torch.softmax(zt, dim=-1)
+
+        def forward(self, x):  # noqa: ANN001, ANN202
+            zs = [m(x.unsqueeze(1)) for m in self.members]
+            if len(zs) == 1:
+                return self._proba(zs[0]), zs[0]
+            p = torch.stack([self._proba(z) for z in zs], dim=1).mean(dim=1)
+            return p, torch.stack(zs, dim=1)
 
     return Exportable().eval()
 
@@ -78,17 +90,20 @@ def _calibrator(calibration: Calibrator | float, n_outputs: int) -> Calibrator:
 
 
 def onnx_bytes(model, calibration: Calibrator | float = 1.0, metadata: dict | None = None) -> bytes:  # noqa: ANN001
-    """Serialised ONNX model of an :class:`~alsnet.model.network.ALSNet` (see the module notes).
+    """Serialised ONNX model of an :class:`~alsnet.model.network.ALSNet`, or of a list of
+    them (an ensemble; see the module notes).
 
     ``calibration`` is the card's :class:`~alsnet.model.outputs.Calibrator` or a temperature.
     """
     import onnx
     import torch
 
-    cal = _calibrator(calibration, model.n_outputs)
-    was_training = model.training
-    model.eval()
-    w = _wrapper(model, cal)
+    members = list(model) if isinstance(model, (list, tuple)) else [model]
+    cal = _calibrator(calibration, members[0].n_outputs)
+    was_training = [m.training for m in members]
+    for m in members:
+        m.eval()
+    w = _wrapper(members, cal)
     example = (torch.zeros(2, 1000),)
     buf = io.BytesIO()
     try:
@@ -109,7 +124,8 @@ def onnx_bytes(model, calibration: Calibrator | float = 1.0, metadata: dict | No
                                      dynamic_shapes={"x": {0: Dim("batch"), 1: Dim("time", min=45)}})
         prog.save(buf)
     finally:
-        model.train(was_training)
+        for m, tr in zip(members, was_training):
+            m.train(tr)
     proto = onnx.load_from_string(buf.getvalue())
     meta = {"producer": "alsnet", "input_units": "uV", "input_rate_hz": "23437.5",
             "calibration": json.dumps(cal.to_dict()), **(metadata or {})}
@@ -131,33 +147,35 @@ def export_onnx(model: str | os.PathLike | LoadedModel, out: str | os.PathLike, 
 
     loaded = resolve_model(model)
     card = loaded.card
-    if len(loaded.members) > 1:
-        raise CheckpointError(f"an ensemble of {len(loaded.members)} networks cannot be exported as one ONNX graph "
-                              "yet; score it with alsnet predict", loaded.path)
-    data = onnx_bytes(loaded.model, loaded.calibrator,
+    members = loaded.members
+    data = onnx_bytes(members, loaded.calibrator,
                       {"task": card["task"], "classes": list(loaded.classes),
-                       "weights_sha256": card.get("weights_sha256", "")})
+                       "weights_sha256": card.get("weights_sha256", ""), "members": len(members),
+                       "decision_rule": card.get("decision_rule")})
     out = Path(out)
     atomic_write_bytes(out, data)
     summary = {"onnx": str(out), "task": card["task"], "classes": list(loaded.classes),
                "temperature": loaded.temperature, "calibration": loaded.calibrator.to_dict(),
-               "inputs": {INPUT_NAME: ["batch", "time"]},
+               "members": len(members), "inputs": {INPUT_NAME: ["batch", "time"]},
                "outputs": list(OUTPUT_NAMES)}
     if check:
-        summary["max_abs_diff"] = check_parity(loaded.model, data, loaded.calibrator)
+        summary["max_abs_diff"] = check_parity(members, data, loaded.calibrator)
     return summary
 
 
-def check_parity(model: ALSNet, data: bytes, calibration: Calibrator | float = 1.0, batch: int = 2, n_times: int = 4000,
-                 seed: int = 0) -> float:
-    """Largest |P_onnx − P_torch| on random EMG-like input."""
+def check_parity(model, data: bytes, calibration: Calibrator | float = 1.0, batch: int = 2,  # noqa: ANN001
+                 n_times: int = 4000, seed: int = 0) -> float:
+    """Largest |P_onnx − P_torch| on random EMG-like input (``model``: a network or an
+    ensemble's list of them, whose calibrated probabilities are averaged)."""
     import torch
 
+    members = list(model) if isinstance(model, (list, tuple)) else [model]
     x = (np.random.default_rng(seed).standard_normal((batch, n_times)) * 100).astype(np.float32)
     sess = session(data, threads=None)
     got = sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0]
+    cal = _calibrator(calibration, members[0].n_outputs)
     with torch.no_grad():
-        ref = _calibrator(calibration, model.n_outputs).apply(model.eval()(torch.from_numpy(x)[:, None]).numpy())
+        ref = np.mean([cal.apply(m.eval()(torch.from_numpy(x)[:, None]).numpy()) for m in members], axis=0)
     return float(np.abs(got - ref).max())
 
 
