@@ -18,6 +18,8 @@ from alsnet.data.labels import get_task
 from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
 from alsnet.model.pretrained import BUNDLED, list_models, resolve_model
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def _stem_or_skip(name):
     info = {m["name"]: m for m in list_models()}[name]
@@ -41,34 +43,67 @@ def test_bundled_model_card_matches_its_task_window_and_weights(name):
     assert card["weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
 
 
+def _flags(command: str) -> dict[str, list[str]]:
+    """A command line's options, each with the values that follow it."""
+    argv, flags, key = shlex.split(command), {}, None
+    for a in argv[2:]:
+        if a.startswith("--"):
+            key = a
+            flags[key] = []
+        else:
+            flags[key].append(a)
+    return flags
+
+
 @pytest.mark.parametrize("name", list(BUNDLED))
-def test_bundled_model_card_evaluation_is_a_subject_wise_run_over_its_training_subjects(name):
+def test_bundled_model_card_evaluation_is_the_nested_procedure_over_its_training_subjects(name):
+    """The card's numbers are the nested subject-wise evaluation of the procedure that built it,
+    seed by seed, each against the baseline of the same seed, counted on the card's subjects."""
     card = _card(name)
     ev, subjects = card["evaluation"], card["training_data"]["subjects"]
-    assert ev["protocol"] == "loso" and ev["subject"]["n"] == len(subjects)
-    assert ev["deviations"] == card["deviations"]  # metrics of the recipe this model was built with
+    assert ev["protocol"].startswith("nested") and ev["subject"]["n"] == len(subjects)
+    assert "no subject is in both train and test" in ev["protocol_label"]
     for level in ("window", "recording", "subject"):
         for metric in ("balanced_accuracy", "roc_auc"):
             lo, hi = ev[level]["ci"][metric]
             if ev[level].get(metric) is not None:
                 assert lo <= ev[level][metric] <= hi, (level, metric)
     assert ev["window"]["n"] >= ev["recording"]["n"] >= ev["subject"]["n"]
-    train, val = card["training_data"]["train_subjects"], card["training_data"]["validation_subjects"]
-    assert sorted(train + val) == sorted(subjects) and not set(train) & set(val)
+    seeds = ev["seeds"]
+    assert len(seeds) == ev["over_seeds"]["n_seeds"] >= 1 and ev["run"] == seeds[0]["run"]
+    for s in seeds:
+        lo, hi = s["subjects_right_wilson95"]
+        assert s["n_subjects"] == len(subjects) and lo <= s["subjects_right"] / s["n_subjects"] <= hi
+    assert [a["seed"] for a in ev["against_baseline"]] == [s["seed"] for s in seeds]
+    for a in ev["against_baseline"]:
+        assert a["subject_log_loss_difference"]["n_subjects"] == len(subjects) == a["mcnemar_subjects"]["n"]
 
 
 @pytest.mark.parametrize("name", list(BUNDLED))
-def test_bundled_model_rebuild_command_is_the_recipe_on_its_card(name):
-    """The card's one-line rebuild must reproduce the recipe it records, flag by flag."""
+def test_bundled_model_rebuild_command_names_the_committed_runs_it_was_built_from(name):
+    """The card's one-line rebuild names the procedure on every subject whose ensemble the
+    bundled weights are (tensor for tensor), of the card's task, recipe and seed, and the
+    nested runs (one per seed) its evaluation comes from."""
+    from alsnet.model.checkpoint import load_model
+    from alsnet.training.nested import read_config
+
     card = _card(name)
-    argv = shlex.split(card["rebuild"])
-    assert argv[:2] == ["python", "scripts/build_pretrained.py"]
-    flags = dict(zip(argv[2::2], argv[3::2]))
-    recipe = card["recipe"]
-    assert flags["--task"] == card["task"] and int(flags["--seed"]) == card["seed"]
-    assert int(flags["--max-epochs"]) == recipe["max_epochs"]
-    assert float(flags["--train-crop"]) == recipe["train_crop"]
-    assert flags.get("--class-weight") == recipe.get("class_weight")  # older cards: no entry, unweighted
+    assert shlex.split(card["rebuild"])[:2] == ["python", "scripts/build_pretrained.py"]
+    flags = _flags(card["rebuild"])
+    assert flags["--task"] == [card["task"]]
+    (run,) = flags["--from-run"]
+    _, exp = read_config(REPO / run)
+    assert (exp.task, exp.outer, exp.seed) == (card["task"], "none", card["seed"])
+    assert exp.recipe.to_dict() == card["recipe"]
+    assert flags["--evaluation"] == [s["run"] for s in card["evaluation"]["seeds"]]
+    assert flags["--baseline"] == [a["baseline"] for a in card["evaluation"]["against_baseline"]]
+    built, bundled = load_model(REPO / run / "all-subjects" / "model"), resolve_model(name)
+    assert len(bundled.members) == len(built.members) == card["architecture"].get("members", 1)
+    for a, b in zip(bundled.members, built.members):
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys() and all(np.array_equal(sa[k].numpy(), sb[k].numpy()) for k in sa)
+    assert card["decision_rule"] == built.card["decision_rule"]
+    assert card["calibration"] == built.card["calibration"]
 
 
 @pytest.mark.realdata
@@ -94,21 +129,21 @@ def test_bundled_model_card_subjects_and_stated_limits_match_the_real_data(name,
 
 
 @pytest.mark.parametrize("name", list(BUNDLED))
-def test_bundled_model_scores_a_recording_as_its_network_and_temperature_say(name):
+def test_bundled_model_scores_a_recording_as_its_networks_and_calibration_say(name):
     _stem_or_skip(name)
     import torch
 
     from alsnet import predict
-    from alsnet.model.outputs import probabilities
 
     loaded = resolve_model(name)
     rng = np.random.default_rng(0)
     x = (rng.standard_normal(3 * WINDOW_SAMPLES) * 50).astype(np.float32)
     out = predict(x, fs=MODEL_FS, model=name)
     assert out["error"] is None and out["n_windows"] == 3
-    with torch.no_grad():  # the plain network, window by window, with the card's temperature
-        z = loaded.model(torch.from_numpy(x.reshape(3, 1, WINDOW_SAMPLES))).numpy()
-    expected = probabilities(z, loaded.temperature).mean(axis=0)
+    with torch.no_grad():  # the plain networks, window by window, with the card's calibration
+        xs = torch.from_numpy(x.reshape(3, 1, WINDOW_SAMPLES))
+        expected = np.mean([loaded.calibrator.apply(m.eval()(xs).numpy()) for m in loaded.members],
+                           axis=(0, 1))
     assert list(out["probabilities"]) == list(loaded.card["classes"])
     np.testing.assert_allclose(list(out["probabilities"].values()), expected, atol=1e-4)
 
