@@ -101,3 +101,23 @@ def test_a_binary_model_explains_only_its_positive_class(model_path, tmp_path, c
     rc = main(["explain", str(tmp_path / "r.npy"), "-o", str(tmp_path / "f.png"), "--fs", str(MODEL_FS),
                "--model", str(model_path), "--target", "myopathy"])
     assert rc == 3 and "not a class of this model" in capsys.readouterr().err
+
+
+def test_the_probability_panel_draws_the_models_decision_threshold_not_one_half(tmp_path, monkeypatch):
+    """A card whose decision rule was fitted (offset +0.55 on log P(ALS)) decides at
+    P(ALS) >= 1 / (1 + e^0.55); the figure's line is there, and the windows' colours follow it."""
+    from matplotlib.axes import Axes
+
+    lines, bars = [], []
+    real_line, real_bar = Axes.axhline, Axes.bar
+    monkeypatch.setattr(Axes, "axhline", lambda self, y=0, *a, **k: lines.append(y) or real_line(self, y, *a, **k))
+    monkeypatch.setattr(Axes, "bar", lambda self, x, h, *a, **k: bars.append((list(h), list(k["color"])))
+                        or real_bar(self, x, h, *a, **k))
+    save_model(tmp_path / "m", fitted_model(), {"task": "als-vs-normal",
+                                                "decision_rule": {"offsets": [0.0, 0.55], "fitted_on": "test"}})
+    np.save(tmp_path / "r.npy", emg(3.0, MODEL_FS, seed=2))
+    explain_recording(tmp_path / "r.npy", tmp_path / "f.png", model=tmp_path / "m.safetensors", fs=MODEL_FS)
+    threshold = 1 / (1 + np.exp(0.55))
+    assert lines == [pytest.approx(threshold)]
+    (heights, colours), = bars
+    assert colours == ["tab:red" if h >= threshold else "tab:green" for h in heights]

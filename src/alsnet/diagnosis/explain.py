@@ -208,13 +208,16 @@ def explain_recording(path: str | os.PathLike | mne.io.BaseRaw, out: str | os.Pa
     ax2 = fig.add_subplot(gs[1, :], sharex=ax)                      # (b) window probabilities
     centres = (starts + WINDOW_SAMPLES / 2) / MODEL_FS
     if pred.task.binary:
-        ax2.bar(centres, p_pos, width=0.9, color=np.where(p_pos >= 0.5, "tab:red", "tab:green"),
+        ax2.bar(centres, p_pos, width=0.9, color=np.where(p_pos >= pred.rule.threshold, "tab:red", "tab:green"),
                 hatch=["//" if q else "" for q in qc], edgecolor=["tab:orange" if q else "none" for q in qc])
     else:
         for j, c in enumerate(classes):
             ax2.plot(centres, proba[:, j], "o-", ms=3, label=f"P({c})")
         ax2.legend(loc="upper right", fontsize=8, ncol=len(classes))
-    ax2.axhline(0.5, color="k", ls="--", lw=0.8)
+    if pred.task.binary:   # the model's decision rule (its card's fitted offset), not 0.5
+        ax2.axhline(pred.rule.threshold, color="k", ls="--", lw=0.8,
+                    label=f"decision threshold {pred.rule.threshold:.3g}")
+        ax2.legend(loc="upper right", fontsize=8)
     ax2.set(ylim=(0, 1), xlabel="time (s)", ylabel=f"P({pos})" if pred.task.binary else "P",
             title=f"(b) window probabilities (calibration: {pred.calibrator.method}"
                   f"{f', {len(pred.loaded.members)}-network mean' if ensemble else ''}); mean P({pos}) = "

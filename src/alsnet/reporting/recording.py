@@ -35,8 +35,11 @@ QC_COLOURS = {"clipping": "tab:purple", "baseline": "tab:orange", "flat": "tab:g
               "invalid": "black"}
 
 
-def _trace_figure(windows: np.ndarray, rows: list[dict], pos: str, out: Path) -> Path:
-    """The trace with flagged windows shaded by reason, and the window probabilities below."""
+def _trace_figure(windows: np.ndarray, rows: list[dict], pos: str, out: Path,
+                  decide=None, threshold: float | None = None) -> Path:  # noqa: ANN001
+    """The trace with flagged windows shaded by reason, and each window's P(pos) below, coloured
+    by the model's own decision (``decide``: a probability dict's label; ``threshold``: the
+    binary rule's line on P(pos))."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,13 +70,20 @@ def _trace_figure(windows: np.ndarray, rows: list[dict], pos: str, out: Path) ->
     ax.set(ylabel="µV", title="recording (1-s windows; shaded: windows flagged by quality control)")
     centres = [w["start_s"] + 0.5 for w in rows[:len(windows)]]
     p = [w["probabilities"][pos] if w["probabilities"] else np.nan for w in rows[:len(windows)]]
-    colours = ["0.7" if w["qc"] else ("tab:red" if v >= 0.5 else "tab:green")
+    def towards_pos(w, v):  # noqa: ANN001, ANN202
+        if decide is not None and w["probabilities"]:
+            return decide(w["probabilities"]) == pos
+        return v >= (0.5 if threshold is None else threshold)
+
+    colours = ["0.7" if w["qc"] else ("tab:red" if towards_pos(w, v) else "tab:green")
                for w, v in zip(rows, p)]
     ax2.bar(centres, np.nan_to_num(p), width=0.9, color=colours,
             hatch=None, edgecolor=["k" if w["qc"] else "none" for w in rows[:len(windows)]])
-    ax2.axhline(0.5, color="k", ls="--", lw=0.8)
+    if threshold is not None:
+        ax2.axhline(threshold, color="k", ls="--", lw=0.8, label=f"decision threshold {threshold:.3g}")
+        ax2.legend(loc="upper right", fontsize=8)
     ax2.set(ylim=(0, 1), xlabel="time (s)", ylabel=f"P({pos})",
-            title="window probabilities (grey, outlined: flagged windows)")
+            title=f"window probabilities (red: decided {pos} by the model's rule; grey, outlined: flagged windows)")
     fig.savefig(out, dpi=90)
     plt.close(fig)
     return out
@@ -302,7 +312,10 @@ def write_recording_report(path: str | os.PathLike, out: str | os.PathLike, *, p
     name = Path(os.fspath(path)).name
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        trace = _img(_trace_figure(windows, r["windows"], pos, tmp / "trace.png"), "trace and window probabilities")
+        trace = _img(_trace_figure(windows, r["windows"], pos, tmp / "trace.png",
+                                   decide=lambda d: pred.decide([d[c] for c in pred.classes]),
+                                   threshold=pred.rule.threshold if pred.task.binary else None),
+                     "trace and window probabilities")
         ex = explain_recording(path, tmp / "explain.png", model=pred.loaded, max_windows=max_windows, fs=fs,
                                scale=scale, channel=channel, target=None if pred.task.binary else pos)
         evidence = _img(Path(ex["figure"]), "where ALSNet found its evidence")
