@@ -97,6 +97,7 @@ def test_json_output_has_the_documented_fields(model_path, tmp_path, capsys):
     assert r["schema_version"] == 1 and r["backend"] == "eager"  # --backend torch is the eager module
     assert r["model"] == {"name": str(model_path), "task": "als-vs-normal",
                           "weights_sha256": hashlib.sha256(model_path.read_bytes()).hexdigest(),
+                          "members": 1, "decision_rule": "P(als) >= 0.5",   # a card without a fitted rule
                           "evaluation": None}                    # a test model's card has none
 
 
@@ -137,7 +138,7 @@ def test_human_output_prints_label_windows_and_disclaimer(model_path, tmp_path, 
     assert rc == 0
     assert "P(als)=" in out and "1 windows used, 0 dropped" in out
     digest = hashlib.sha256(model_path.read_bytes()).hexdigest()[:12]
-    assert f"model {model_path} (als-vs-normal, weights sha256 {digest}), backend " in out
+    assert f"model {model_path} (als-vs-normal, label by P(als) >= 0.5, weights sha256 {digest}), backend " in out
     assert "not a medical device" in out
     assert "\n  its card carries no subject-wise evaluation\n" in out     # a test model's card has none
 
@@ -315,3 +316,16 @@ def test_a_real_record_streams_the_windows_training_cuts(predictor, real_data_di
     p_ref = 1 / (1 + np.exp(-CheapEngine().logits(ref.windows)[:, 0] / predictor.temperature))
     assert streamed["n_windows_used"] == 11 - ref.n_dropped
     assert streamed["probabilities"]["als"] == pytest.approx(p_ref.mean(), abs=1e-7)
+
+
+def test_the_printed_model_line_names_the_rule_the_label_comes_from(tmp_path, capsys):
+    """A fitted offset moves the label away from the plain arg-max: predict says which rule it used."""
+    save_model(tmp_path / "m", [fitted_model(seed=1), fitted_model(seed=2)],
+               {"task": "als-vs-normal", "decision_rule": {"offsets": [0.0, 0.55], "fitted_on": "test"}})
+    np.save(tmp_path / "r.npy", emg(2.0, MODEL_FS))
+    assert main(["predict", str(tmp_path / "r.npy"), "--fs", str(MODEL_FS), "--model",
+                 str(tmp_path / "m.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert "2-network ensemble, label by P(als) >= 0.3659" in out
+    d = Predictor(tmp_path / "m.safetensors").describe()["model"]
+    assert (d["members"], d["decision_rule"]) == (2, "P(als) >= 0.3659")

@@ -17,8 +17,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict", help="diagnose recordings: label and class probabilities per recording",
         description="Score each recording's 1-s windows with ALSNet and report the mean of the "
-                    "window probabilities (calibrated with the model card's temperature) and the "
-                    "label (P(als) >= 0.5, or the most probable class). Recordings of any length "
+                    "window probabilities (calibrated as the model card says) and the label, by the "
+                    "card's decision rule (P(als) >= a threshold, or the most probable class after "
+                    "the card's offsets; printed with the model). Recordings of any length "
                     "and sampling rate are streamed in chunks and resampled to 23437.5 Hz. "
                     "Exit status 0 when every file was scored, 1 when some failed, 3 when none could be. "
                     "Research software, not a medical device.")
@@ -110,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
         if n_bad:
             print(f"{n_bad} of {len(results)} recording(s) could not be scored (see the errors above)")
         m = provenance["model"]
-        print(f"model {m['name']} ({m['task']}, weights sha256 {m['weights_sha256'][:12]}), "
+        print(f"model {m['name']} ({m['task']}"
+              + (f", {m['members']}-network ensemble" if m["members"] > 1 else "")
+              + f", label by {m['decision_rule']}, weights sha256 {m['weights_sha256'][:12]}), "
               f"backend {provenance['backend']}")
         print(f"  {evaluation_line(predictor.loaded.card)}")
         print(f"[{DISCLAIMER}]")

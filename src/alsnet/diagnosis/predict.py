@@ -4,9 +4,11 @@ A recording of any length is read and scored chunk by chunk through the readers 
 :mod:`alsnet.data` (:func:`alsnet.data.io.open_source`: the same code as the whole-file
 reader, so predict sees the microvolts training saw), resampled to the model rate per chunk
 with enough overlap that the result equals resampling the whole signal, so an hour of EMG
-never sits in memory as float64. Window probabilities use the model card's calibration temperature;
-the recording's probability is the mean of its windows' (the recording-level rule of
-:mod:`alsnet.evaluation.metrics`) and its label is ``P(positive) >= 0.5`` (binary) or the argmax.
+never sits in memory as float64. Window probabilities use the model card's calibration (an
+ensemble's: the mean of its members' calibrated probabilities); the recording's probability is
+the mean of its windows' (the recording-level rule of :mod:`alsnet.evaluation.metrics`) and its
+label comes from the card's decision rule (:class:`alsnet.evaluation.decision.DecisionRule`:
+``P(positive) >= 0.5`` or the argmax unless the card holds fitted offsets).
 
 This is research software, not a medical device.
 """
@@ -181,9 +183,11 @@ class Predictor:
         self.domain, self.domain_note = card_domain(self.loaded.card)
 
     def describe(self) -> dict:
-        """What produced the scores: ``{"model": {"name", "task", "weights_sha256", "evaluation"}, "backend"}``
-        (``evaluation``: :func:`card_evaluation` of its card)."""
-        model = {**model_identity(self.loaded, self.model_name), "evaluation": card_evaluation(self.loaded.card)}
+        """What produced the scores: ``{"model": {"name", "task", "weights_sha256", "members",
+        "decision_rule", "evaluation"}, "backend"}`` (``decision_rule``: the rule the label
+        comes from, e.g. ``P(als) >= 0.3659``; ``evaluation``: :func:`card_evaluation` of its card)."""
+        model = {**model_identity(self.loaded, self.model_name), "members": len(self.loaded.members),
+                 "decision_rule": self.rule.describe(self.classes), "evaluation": card_evaluation(self.loaded.card)}
         return {"model": model, "backend": self.engine.name}
 
     @property
