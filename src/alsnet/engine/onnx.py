@@ -80,6 +80,11 @@ def _wrapper(members: list, calibrator: Calibrator):  # noqa: ANN202
     return Exportable().eval()
 
 
+def _members(model) -> list:  # noqa: ANN001
+    """An ensemble's list of networks, or ``[model]`` for one network."""
+    return list(model) if isinstance(model, (list, tuple)) else [model]
+
+
 def _calibrator(calibration: Calibrator | float, n_outputs: int) -> Calibrator:
     """A card's calibrator, or a temperature as one (``scale = 1/T``), one entry per logit."""
     if isinstance(calibration, Calibrator):
@@ -98,7 +103,7 @@ def onnx_bytes(model, calibration: Calibrator | float = 1.0, metadata: dict | No
     import onnx
     import torch
 
-    members = list(model) if isinstance(model, (list, tuple)) else [model]
+    members = _members(model)
     cal = _calibrator(calibration, members[0].n_outputs)
     was_training = [m.training for m in members]
     for m in members:
@@ -169,7 +174,7 @@ def check_parity(model, data: bytes, calibration: Calibrator | float = 1.0, batc
     ensemble's list of them, whose calibrated probabilities are averaged)."""
     import torch
 
-    members = list(model) if isinstance(model, (list, tuple)) else [model]
+    members = _members(model)
     x = (np.random.default_rng(seed).standard_normal((batch, n_times)) * 100).astype(np.float32)
     sess = session(data, threads=None)
     got = sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0]

@@ -36,7 +36,7 @@ QC_COLOURS = {"clipping": "tab:purple", "baseline": "tab:orange", "flat": "tab:g
 
 
 def _trace_figure(windows: np.ndarray, rows: list[dict], pos: str, out: Path,
-                  decide=None, threshold: float | None = None) -> Path:  # noqa: ANN001
+                  decide, threshold: float | None = None) -> Path:  # noqa: ANN001
     """The trace with flagged windows shaded by reason, and each window's P(pos) below, coloured
     by the model's own decision (``decide``: a probability dict's label; ``threshold``: the
     binary rule's line on P(pos))."""
@@ -70,13 +70,8 @@ def _trace_figure(windows: np.ndarray, rows: list[dict], pos: str, out: Path,
     ax.set(ylabel="µV", title="recording (1-s windows; shaded: windows flagged by quality control)")
     centres = [w["start_s"] + 0.5 for w in rows[:len(windows)]]
     p = [w["probabilities"][pos] if w["probabilities"] else np.nan for w in rows[:len(windows)]]
-    def towards_pos(w, v):  # noqa: ANN001, ANN202
-        if decide is not None and w["probabilities"]:
-            return decide(w["probabilities"]) == pos
-        return v >= (0.5 if threshold is None else threshold)
-
-    colours = ["0.7" if w["qc"] else ("tab:red" if towards_pos(w, v) else "tab:green")
-               for w, v in zip(rows, p)]
+    colours = ["0.7" if w["qc"] else ("tab:red" if w["probabilities"] and decide(w["probabilities"]) == pos
+                                      else "tab:green") for w in rows[:len(windows)]]
     ax2.bar(centres, np.nan_to_num(p), width=0.9, color=colours,
             hatch=None, edgecolor=["k" if w["qc"] else "none" for w in rows[:len(windows)]])
     if threshold is not None:
