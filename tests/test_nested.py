@@ -474,8 +474,21 @@ def test_choosing_among_runs_on_every_subject_copies_the_winners_model_and_a_los
     (d / "selection.json").unlink()
     capsys.readouterr()
     nested.run(resume, resume=True, progress=False)
-    assert capsys.readouterr().err.count("finished without its per-epoch weights here: trained again") == 3
+    assert capsys.readouterr().err.count("finished without its per-epoch weights here (2 of 2 epochs' weights "
+                                         "missing): trained again") == 3
     assert weights.is_file() and (d / "inner-0" / "weights").is_dir()
+    # ... and so does one left resumable elsewhere (checkpoint and epoch logs committed, weights not),
+    # which would otherwise resume after its checkpoint without the earlier epochs' weights
+    weights.unlink()
+    (d / "selection.json").unlink()
+    (d / "inner-2" / "done.json").unlink()
+    (d / "inner-2" / "weights" / "epoch-000.safetensors").unlink()
+    nested.run(resume, resume=True, progress=False)
+    err = capsys.readouterr().err
+    assert ("[all-subjects inner-2] interrupted without its per-epoch weights here "
+            "(1 of 2 epochs' weights missing)") in err
+    assert err.count("trained again") == 1  # the finished inner-0 and inner-1 are kept
+    assert weights.is_file() and len(list((d / "inner-2" / "weights").iterdir())) == 2
 
 
 @pytest.mark.parametrize("kw", [

@@ -355,6 +355,16 @@ def _save_ensemble(exp: NestedExperiment, ws: WindowSet, task: Task, fold: Neste
     return save_model(d / "model", members, card)
 
 
+def _lost_epoch_weights(d: Path) -> str:
+    """What an inner fold on every subject lacks of its per-epoch weights ("" if nothing):
+    each epoch logged in ``epochs.npz`` needs its ``weights/epoch-NNN.safetensors``."""
+    if not (d / "epochs.npz").is_file():
+        return ""
+    n = len(_load_oof(d)[0])
+    missing = [k for k in range(n) if not (d / "weights" / f"epoch-{k:03d}.safetensors").is_file()]
+    return f"{len(missing)} of {n} epochs' weights missing" if missing else ""
+
+
 def save_weights(path: Path, model) -> None:  # noqa: ANN001 - an ALSNet
     """One network's weights as safetensors, written atomically."""
     from safetensors.torch import save
@@ -440,13 +450,20 @@ def run(exp: NestedExperiment, *, force: bool = False, resume: bool = False, pro
                  f"{budget['budget_run_chosen_epoch']}, + {budget['margin']}")
         for i, (name, train, val) in enumerate(fold.inner):
             d = od / name
-            if (d / "done.json").is_file():
-                if len(fold.test) or exp.model != "alsnet" or (d / "weights").is_dir():
-                    continue
+            done = (d / "done.json").is_file()
+            if done and (len(fold.test) or exp.model != "alsnet"):
+                continue
+            if not len(fold.test) and exp.model == "alsnet":
                 # on every subject the ensemble is built from each epoch's weights, which stay
-                # local (results/.gitignore): a fold finished on another machine is trained again
-                _say(f"[{fold.name} {name}] finished without its per-epoch weights here: trained again")
-                shutil.rmtree(d)
+                # local (results/.gitignore): a fold finished, or left resumable, on another
+                # machine is trained again
+                lost = _lost_epoch_weights(d)
+                if not lost and done:
+                    continue
+                if lost:
+                    _say(f"[{fold.name} {name}] {'finished' if done else 'interrupted'} without its "
+                         f"per-epoch weights here ({lost}): trained again")
+                    shutil.rmtree(d)
             d.mkdir(parents=True, exist_ok=True)
             seed = exp.seed * 1000 + o * 10 + i
             _say(f"[{fold.name} {name}] {len(train)} train windows, {len(val)} inner validation "
