@@ -94,6 +94,12 @@ def test_bundled_model_rebuild_command_names_the_committed_runs_it_was_built_fro
     (run,) = flags["--from-run"]
     _, exp = read_config(REPO / run)
     assert (exp.task, exp.outer, exp.seed) == (card["task"], "none", card["seed"])
+    if exp.choose_among:  # a recipe chosen among candidates: the card's recipe is the chosen one's
+        from alsnet.reporting.nested import _constituent
+
+        chosen = card["selected_by"]["chosen_recipe_run"]
+        assert chosen in [Path(c).name for c in exp.choose_among]
+        _, exp = read_config(_constituent(REPO / run, next(c for c in exp.choose_among if Path(c).name == chosen)))
     assert exp.recipe.to_dict() == card["recipe"]
     assert flags["--evaluation"] == [s["run"] for s in card["evaluation"]["seeds"]]
     assert flags["--baseline"] == [a["baseline"] for a in card["evaluation"]["against_baseline"]]
