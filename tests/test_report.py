@@ -241,3 +241,68 @@ def test_a_three_class_card_counts_the_people_of_each_class():
     page = _card_evaluation_html(card)
     assert "recall of normal</td><td>12.5 <span class=\"ci\">1/8 [2, 47]</span>" in page
     assert "recall of myopathy</td><td>100.0 <span class=\"ci\">5/5 [57, 100]</span>" in page
+
+
+def _with_fold_rules(d, offsets):
+    """Give a made-up run the nested layout's per-fold rules: FOLD/selection.json and the folds in its split."""
+    config = json.loads((d / "config.json").read_text())
+    config["split"]["folds_detail"] = [{"name": name} for name in offsets]
+    (d / "config.json").write_text(json.dumps(config))
+    for name, b in offsets.items():
+        (d / name).mkdir()
+        (d / name / "selection.json").write_text(json.dumps({"decision_rule": {"offsets": b, "fitted_on": "test"}}))
+
+
+def test_subject_strip_marks_each_folds_own_decision_threshold(tmp_path, monkeypatch):
+    """A binary run whose folds have their own rules: one threshold tick per subject, at its fold's
+    threshold on P(positive), so the figure shows the rule the run's metrics counted."""
+    import alsnet.reporting.figures as figures
+    from alsnet.training.runs import load_run
+
+    d = make_run(tmp_path)
+    _with_fold_rules(d, {"fold-0": [0.0, 0.8], "fold-1": [0.0, -0.4]})
+    run = load_run(d)
+    assert {k: r.offsets for k, r in run["rules"].items()} == {"fold-0": (0.0, 0.8), "fold-1": (0.0, -0.4)}
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    figures.draw_run_figures(run, tmp_path / "figs")
+    ax = drawn["subject_strip.png"].axes[0]
+    ticks = [seg for coll in ax.collections if coll.get_gid() == "threshold" for seg in coll.get_segments()]
+    pred = run["predictions"]
+    subjects = pred.groupby("subject")["fold"].first()
+    assert len(ticks) == len(subjects)
+    want = {"fold-0": 1 / (1 + np.exp(0.8)), "fold-1": 1 / (1 + np.exp(-0.4))}
+    assert sorted(round(seg[0][1], 6) for seg in ticks) == sorted(round(want[f], 6) for f in subjects)
+    assert not any(line.get_linestyle() == "--" for line in ax.lines)  # no 0.5 line: no fold decides by it
+
+
+def test_subject_strip_crosses_out_recordings_decided_wrongly_under_the_fold_rules(tmp_path, monkeypatch):
+    import alsnet.reporting.figures as figures
+    from alsnet.evaluation.metrics import aggregate
+    from alsnet.training.runs import load_run
+
+    d = make_run(tmp_path, task="three-class")
+    offsets = {"fold-0": [0.0, 1.5, -0.5], "fold-1": [0.0, -1.0, 2.0]}
+    _with_fold_rules(d, offsets)
+    run = load_run(d)
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: drawn.setdefault(path.name, fig) and path)
+    figures.draw_run_figures(run, tmp_path / "figs")
+    ax = drawn["subject_strip.png"].axes[0]
+    crosses = sum(len(c.get_offsets()) for c in ax.collections if c.get_gid() == "decided-wrongly")
+    rec = aggregate(run["predictions"], "recording", run["task"])
+    p = rec[["p_normal", "p_als", "p_myopathy"]].to_numpy()
+    b = np.array([offsets[f] for f in rec["fold"]])
+    wrong = int((np.argmax(np.log(p) + b, axis=1) != rec["y_true"].to_numpy()).sum())
+    assert 0 < wrong < len(rec) and crosses == wrong
+    assert [line.get_ydata()[0] for line in ax.lines] == [1 / 3]
+
+
+def test_a_broken_fold_selection_is_named(tmp_path):
+    from alsnet.training.runs import load_run
+
+    d = make_run(tmp_path)
+    _with_fold_rules(d, {"fold-0": [0.0, 0.1], "fold-1": [0.0, 0.2]})
+    (d / "fold-1" / "selection.json").write_text('{"decision_rule": {"offsets": [0.0, "x"]}}')
+    with pytest.raises(AlsnetError, match="fold-1/selection.json"):
+        load_run(d)

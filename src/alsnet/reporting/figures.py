@@ -34,7 +34,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from alsnet.data.labels import Task
 from alsnet.errors import AlsnetError
 from alsnet.evaluation.calibration import expected_calibration_error, reliability_curve
-from alsnet.evaluation.metrics import LEVELS, aggregate, proba_columns
+from alsnet.evaluation.decision import DEFAULT_RULE
+from alsnet.evaluation.metrics import LEVELS, Rules, aggregate, decide_units, proba_columns
 from alsnet.files import PathLike, atomic_path
 from alsnet.training.runs import calibration_proba, load_run, protocol_title
 
@@ -113,13 +114,24 @@ def plot_roc(pred: pd.DataFrame, task: Task, path: PathLike, level: str = "windo
     return _save(fig, path)
 
 
-def plot_subject_strip(pred: pd.DataFrame, task: Task, path: PathLike, title: str = "") -> Path:
+def plot_subject_strip(pred: pd.DataFrame, task: Task, path: PathLike, title: str = "",
+                       rules: Rules = None) -> Path:
     """One point per recording, grouped by subject, coloured by true class.
 
     The y value is the recording's mean P(positive) for a binary task, or the mean
-    probability of its true class for a multi-class task; the line marks 0.5.
+    probability of its true class for a multi-class task. ``rules`` is the run's decision
+    rule (one :class:`~alsnet.evaluation.decision.DecisionRule`, or one per ``fold`` as
+    :func:`~alsnet.training.runs.run_rules` gives; ``None``: the default rule), so the figure
+    shows what the run's metrics counted:
+
+    - binary: a black tick at each subject's decision threshold on P(positive), that of the
+      subject's own fold (the dashed line at 0.5 where every fold has the default rule);
+    - multi-class: recordings the rule decides wrongly drawn as crosses (their true class's
+      probability alone does not say, as the decision compares every class), and the dashed
+      line at chance, 1/K.
     """
     rec = aggregate(pred, "recording", task)
+    wrong = decide_units(rec, task, rules) != rec["y_true"].to_numpy(dtype=int)
     if task.binary:
         rec["value"] = rec[f"p_{task.positive}"]
         ylabel = f"recording mean P({task.positive})"
@@ -134,13 +146,26 @@ def plot_subject_strip(pred: pd.DataFrame, task: Task, path: PathLike, title: st
     ax = fig.add_subplot()
     rng = np.random.default_rng(0)
     for i, name in enumerate(task.classes):
-        r = rec[rec["y_true"] == i]
-        if not len(r):
+        m = (rec["y_true"] == i).to_numpy()
+        if not m.any():
             continue
-        x = r["subject"].map(xpos).to_numpy() + rng.uniform(-0.18, 0.18, len(r))
-        ax.scatter(x, r["value"], s=14, alpha=0.75, color=_colour(name, i), label=name,
-                   edgecolors="none")
-    ax.axhline(0.5, color="k", lw=0.8, ls="--")
+        x = rec.loc[m, "subject"].map(xpos).to_numpy() + rng.uniform(-0.18, 0.18, int(m.sum()))
+        y, bad = rec.loc[m, "value"].to_numpy(), wrong[m] if not task.binary else np.zeros(int(m.sum()), bool)
+        ax.scatter(x[~bad], y[~bad], s=14, alpha=0.75, color=_colour(name, i), label=name, edgecolors="none")
+        if bad.any():
+            ax.scatter(x[bad], y[bad], s=22, alpha=0.9, color=_colour(name, i), marker="x", linewidths=1.0,
+                       gid="decided-wrongly")
+    if not task.binary:
+        ax.scatter([], [], s=22, color="0.3", marker="x", label="decided wrongly")
+        ax.axhline(1.0 / len(task.classes), color="k", lw=0.8, ls="--", label=f"chance (1/{len(task.classes)})")
+    else:
+        thresholds = _subject_thresholds(rec, rules)
+        if np.allclose(list(thresholds.values()), 0.5):
+            ax.axhline(0.5, color="k", lw=0.8, ls="--")
+        else:
+            for k, (subject, t) in enumerate(sorted(thresholds.items(), key=lambda kv: xpos[kv[0]])):
+                ax.hlines(t, xpos[subject] - 0.4, xpos[subject] + 0.4, color="k", lw=1.4, gid="threshold",
+                          label="its fold's decision threshold" if k == 0 else None)
     ax.set_ylim(-0.03, 1.03)
     ax.set_xticks(range(len(order)), order, rotation=90, fontsize=7)
     ax.set_xlabel("subject")
@@ -148,6 +173,22 @@ def plot_subject_strip(pred: pd.DataFrame, task: Task, path: PathLike, title: st
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=8, loc="best")
     return _save(fig, path)
+
+
+def _subject_thresholds(rec: pd.DataFrame, rules: Rules) -> dict[str, float]:
+    """Each subject's threshold on P(positive) under its fold's rule (binary tasks)."""
+    if not isinstance(rules, dict):
+        t = (rules or DEFAULT_RULE).threshold
+        return dict.fromkeys(rec["subject"].unique(), t)
+    out = {}
+    for subject, folds in rec.groupby("subject")["fold"].unique().items():
+        ts, names = {rules[str(f)].threshold if str(f) in rules else None for f in folds}, ", ".join(map(str, folds))
+        if None in ts:
+            raise AlsnetError(f"no decision rule for the fold(s) of subject {subject} ({names})")
+        if len(ts) > 1:
+            raise AlsnetError(f"subject {subject} is tested in folds with different rules ({names})")
+        out[subject] = ts.pop()
+    return out
 
 
 def plot_learning_curves(history: pd.DataFrame, path: PathLike, title: str = "") -> Path:
@@ -224,7 +265,7 @@ def draw_run_figures(run: dict, out: Path) -> list[Path]:
         paths.append(plot_confusion(cm, task.classes, f"{full}\n{lv} level (n={int(np.sum(cm))})",
                                     out / f"confusion_{lv}.png"))
     paths.append(plot_roc(pred, task, out / "roc.png", level="all", title=full))
-    paths.append(plot_subject_strip(pred, task, out / "subject_strip.png", title=full))
+    paths.append(plot_subject_strip(pred, task, out / "subject_strip.png", title=full, rules=run.get("rules")))
     if run["history"] is not None and len(run["history"]):
         paths.append(plot_learning_curves(run["history"], out / "learning_curves.png", title=full))
     if run["calibration"] is not None:

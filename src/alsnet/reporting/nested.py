@@ -18,7 +18,7 @@ from alsnet.errors import AlsnetError
 from alsnet.evaluation.selection import subject_log_loss, window_balanced_accuracy
 from alsnet.evaluation.stats import mcnemar_exact, paired_bootstrap
 from alsnet.model.outputs import probabilities
-from alsnet.training.runs import read_csv, read_json, run_task
+from alsnet.training.runs import read_csv, read_json, run_rules, run_task
 
 
 def inner_curves(run_dir: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
@@ -290,7 +290,6 @@ def paired_comparison(run_a: str | Path, run_b: str | Path, *, n_boot: int = 200
     Paired subject bootstrap of the difference in subject-balanced log-loss and in window
     balanced accuracy (A − B), and the exact McNemar test on the subject decisions.
     """
-    from alsnet.evaluation.decision import DecisionRule
     from alsnet.evaluation.metrics import aggregate, decide_units
 
     runs = [Path(run_a), Path(run_b)]
@@ -300,8 +299,7 @@ def paired_comparison(run_a: str | Path, run_b: str | Path, *, n_boot: int = 200
         task = run_task(config, run / "config.json")
         pred = read_csv(run / "predictions.csv", ("record", "subject", "window", "y_true", "fold"))
         preds.append(pred.sort_values(["record", "window"]).reset_index(drop=True))
-        sels = {f["name"]: read_json(run / f["name"] / "selection.json") for f in config["split"]["folds_detail"]}
-        rules.append({k: DecisionRule.from_dict(v["decision_rule"]) for k, v in sels.items()})
+        rules.append(run_rules(run, config, folds=[f["name"] for f in config["split"]["folds_detail"]]))
     a, b = preds
     if not (a[["record", "window", "fold"]].equals(b[["record", "window", "fold"]])):
         raise AlsnetError(f"{runs[0]} and {runs[1]} are not scored on the same windows and folds")

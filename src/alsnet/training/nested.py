@@ -55,7 +55,16 @@ from alsnet.evaluation.selection import InnerOOF, ensemble_proba, select
 from alsnet.files import atomic_write_bytes
 from alsnet.training.fold import MODELS, predictions_frame
 from alsnet.training.recipe import Recipe, RunConfig
-from alsnet.training.runs import join_run_dir, prepare_run_dir, read_csv, read_json, versions, write_csv, write_json
+from alsnet.training.runs import (
+    join_run_dir,
+    prepare_run_dir,
+    read_csv,
+    read_json,
+    run_rules,
+    versions,
+    write_csv,
+    write_json,
+)
 from alsnet.training.splits import NestedFold, describe_nested, make_nested_folds
 
 if TYPE_CHECKING:
@@ -511,12 +520,11 @@ def inner_seconds(d: Path) -> float:
 def finish(run_dir: Path, exp: NestedExperiment, task: Task, pred: pd.DataFrame, folds: list[str], *,
            wall_s: float, inner_time_s: float, deviations: list[str]) -> dict:
     """metrics.json from the outer folds' (names ``folds``) predictions and selections."""
-    from alsnet.evaluation.decision import DecisionRule
     from alsnet.evaluation.metrics import evaluate
     from alsnet.evaluation.stats import subject_proportions
 
     sels = {name: read_json(run_dir / name / "selection.json") for name in folds}
-    rules = {name: DecisionRule.from_dict(s["decision_rule"]) for name, s in sels.items()}
+    rules = run_rules(run_dir, folds=folds)
     pred["fold"] = pred["fold"].astype(str)
     metrics = evaluate(pred, task, n_boot=exp.n_boot, seed=exp.seed, rules=rules)
     metrics["subject_proportions"] = subject_proportions(pred, task, rules)

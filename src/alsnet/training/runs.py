@@ -23,6 +23,7 @@ import pandas as pd
 from alsnet.data.labels import Task, get_task
 from alsnet.errors import AlsnetError
 from alsnet.evaluation.calibration import apply_temperature
+from alsnet.evaluation.decision import DecisionRule
 from alsnet.evaluation.metrics import LEVELS, proba_columns
 from alsnet.files import atomic_write_text
 
@@ -192,10 +193,12 @@ def run_task(config: dict, path: Path) -> Task:
 
 
 def load_run(run_dir: str | os.PathLike) -> dict:
-    """Read a run folder: ``{"dir", "config", "metrics", "task", "predictions", "history", "calibration"}``.
+    """Read a run folder: ``{"dir", "config", "metrics", "task", "predictions", "history", "calibration",
+    "rules"}``.
 
     Missing or unreadable files raise :class:`AlsnetError` naming the file; ``history``
-    and ``calibration`` are ``None`` when absent.
+    and ``calibration`` are ``None`` when absent, ``rules`` (:func:`run_rules`) for a run
+    decided by the default rule.
     """
     d = Path(run_dir)
     if not d.is_dir():
@@ -212,7 +215,30 @@ def load_run(run_dir: str | os.PathLike) -> dict:
     cal = d / "calibration.json"
     calibration = read_json(cal) if cal.is_file() else _fold_calibration(d)
     return {"dir": d, "config": config, "metrics": metrics, "task": task, "predictions": pred,
-            "history": history, "calibration": calibration}
+            "history": history, "calibration": calibration, "rules": run_rules(d, config)}
+
+
+def run_rules(run_dir: str | os.PathLike, config: dict | None = None,
+              folds: list[str] | None = None) -> dict[str, DecisionRule] | None:
+    """The decision rule each outer fold of a nested run decides by, keyed like ``predictions.csv``'s
+    ``fold`` column: ``RUN/FOLD/selection.json``'s ``decision_rule``, for the folds ``folds`` or
+    else those in the config's split. ``None`` for a run without them (the plain protocols decide
+    by the default rule), so that every reader of a run decides as its ``metrics.json`` did."""
+    d = Path(run_dir)
+    if folds is None:
+        config = read_json(d / "config.json") if config is None else config
+        detail = (config.get("split") or {}).get("folds_detail") or []
+        folds = [f["name"] for f in detail if isinstance(f, dict) and isinstance(f.get("name"), str)]
+        if not any((d / name / "selection.json").is_file() for name in folds):
+            return None
+    rules = {}
+    for name in folds:
+        sel = read_json(d / name / "selection.json")
+        try:
+            rules[name] = DecisionRule.from_dict(sel.get("decision_rule"))
+        except (AttributeError, TypeError, ValueError) as e:
+            raise AlsnetError(f"not a decision rule ({type(e).__name__}: {e})", d / name / "selection.json") from None
+    return rules
 
 
 def _fold_calibration(d: Path) -> dict | None:
