@@ -22,7 +22,7 @@ import numpy as np
 from alsnet.data.windows import MODEL_FS, WINDOW_SAMPLES
 from alsnet.diagnosis.qc import describe_flags, window_qc
 from alsnet.errors import AlsnetError
-from alsnet.model.network import RECEPTIVE_FIELD
+from alsnet.model.network import RECEPTIVE_FIELD, members_of
 
 if TYPE_CHECKING:
     import mne
@@ -59,7 +59,7 @@ def evidence(model: torch.nn.Module | list[torch.nn.Module], windows: np.ndarray
     """
     import torch
 
-    members = list(model) if isinstance(model, (list, tuple)) else [model]
+    members = members_of(model)
     if target is None:
         target = 0 if members[0].n_outputs == 1 else 1
     x = np.asarray(windows, dtype=np.float32)

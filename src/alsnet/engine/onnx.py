@@ -80,11 +80,6 @@ def _wrapper(members: list, calibrator: Calibrator):  # noqa: ANN202
     return Exportable().eval()
 
 
-def _members(model) -> list:  # noqa: ANN001
-    """An ensemble's list of networks, or ``[model]`` for one network."""
-    return list(model) if isinstance(model, (list, tuple)) else [model]
-
-
 def _calibrator(calibration: Calibrator | float, n_outputs: int) -> Calibrator:
     """A card's calibrator, or a temperature as one (``scale = 1/T``), one entry per logit."""
     if isinstance(calibration, Calibrator):
@@ -103,7 +98,8 @@ def onnx_bytes(model, calibration: Calibrator | float = 1.0, metadata: dict | No
     import onnx
     import torch
 
-    members = _members(model)
+    from alsnet.model.network import members_of  # torch: only where a network is exported
+    members = members_of(model)
     cal = _calibrator(calibration, members[0].n_outputs)
     was_training = [m.training for m in members]
     for m in members:
@@ -174,7 +170,8 @@ def check_parity(model, data: bytes, calibration: Calibrator | float = 1.0, batc
     ensemble's list of them, whose calibrated probabilities are averaged)."""
     import torch
 
-    members = _members(model)
+    from alsnet.model.network import members_of  # torch: only where a network is exported
+    members = members_of(model)
     x = (np.random.default_rng(seed).standard_normal((batch, n_times)) * 100).astype(np.float32)
     sess = session(data, threads=None)
     got = sess.run([OUTPUT_NAMES[0]], {INPUT_NAME: x})[0]

@@ -23,7 +23,7 @@ from alsnet.data.labels import get_task
 from alsnet.data.windows import window_settings
 from alsnet.errors import CheckpointError
 from alsnet.files import atomic_write_bytes, atomic_write_text, sha256_file
-from alsnet.model.network import ALSNet
+from alsnet.model.network import ALSNet, members_of
 from alsnet.model.outputs import Calibrator
 
 CARD_VERSION = 1
@@ -76,7 +76,7 @@ def save_model(path: str | os.PathLike, model: ALSNet | list[ALSNet], card: dict
 
     stem = _stem(path)
     weights = _with(stem, ".safetensors")
-    members = model if isinstance(model, list) else [model]
+    members = members_of(model)
     model = members[0]
     if len(members) == 1:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

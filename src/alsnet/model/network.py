@@ -115,6 +115,11 @@ def logits_to_proba(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=-1)
 
 
+def members_of(model: nn.Module | list | tuple) -> list:
+    """An ensemble's networks as a list (a list or tuple of them), or ``[model]`` for one network."""
+    return list(model) if isinstance(model, (list, tuple)) else [model]
+
+
 def count_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable parameters, BatchNorm running-statistic values)."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
