@@ -55,6 +55,15 @@ def test_a_saved_model_loads_back_with_the_same_weights_and_card(saved):
     assert load_model(saved.with_suffix("")).path == str(saved)
 
 
+def test_saving_the_same_weights_again_gives_the_same_file_and_digest(tmp_path):
+    torch.manual_seed(0)
+    net = ALSNet(1, 1)
+    blobs = {save_model(tmp_path / f"m{i}", net, {"task": "als-vs-normal"}).read_bytes() for i in range(6)}
+    assert len(blobs) == 1
+    shas = {load_model(tmp_path / f"m{i}").card["weights_sha256"] for i in range(6)}
+    assert len(shas) == 1
+
+
 def test_dotted_model_names_keep_their_dots(tmp_path):
     w = save_model(tmp_path / "als.v2", ALSNet(1, 1), {"task": "als-vs-normal"})
     assert w.name == "als.v2.safetensors" and (tmp_path / "als.v2.json").is_file()

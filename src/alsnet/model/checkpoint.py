@@ -83,7 +83,9 @@ def save_model(path: str | os.PathLike, model: ALSNet | list[ALSNet], card: dict
     else:
         state = {f"member{i}.{k}": v.detach().cpu().contiguous()
                  for i, m in enumerate(members) for k, v in m.state_dict().items()}
-    blob = save(state, metadata={"format": "pt", "alsnet_card_version": str(CARD_VERSION)})
+    # One metadata entry only: safetensors writes several in a random order (safetensors issue
+    # #584), so the same weights would get another file and another SHA-256 on every save.
+    blob = save(state, metadata={"format": "pt"})
     atomic_write_bytes(weights, blob)
     task = get_task(card["task"])
     full = {
