@@ -11,7 +11,9 @@ of its own class under every run of the same task, and the paired comparison of 
 run with every baseline run of the same task and seed (with every baseline run where none has
 that seed; paired subject bootstrap, exact McNemar), as lines and again as one table per task.
 Unfinished runs are listed with their progress. The figure shows the inner out-of-fold
-curves of every ALSNet run against optimiser steps.
+curves of every ALSNet run against optimiser steps. With --outer-fold and several ALSNet runs
+(a screen, e.g. of crop lengths) the thick lines, and a table of one row per run (lowest mean
+inner log-loss, its epoch, the cost), rest on the inner folds that every run has finished.
 """
 
 from __future__ import annotations
@@ -36,11 +38,13 @@ def main(argv: list[str] | None = None) -> int:
     from alsnet.errors import AlsnetError
     from alsnet.reporting.nested import (
         budget_table,
+        common_inner_folds,
         held_out_subjects,
         inner_curves,
         paired_comparison,
         per_subject_table,
         plot_budget,
+        screen_table,
         seed_summary,
         summary_row,
     )
@@ -125,8 +129,13 @@ def main(argv: list[str] | None = None) -> int:
                     table = budget_table(curves[label], held_out_subjects(run), label=f"{label}, ")
                     print(f"\n### Inner trainings of {run.name}: {len(table)} finished\n")
                     print(table.to_markdown(index=False) if len(table) else "(none finished)")
+        screen = bool(args.outer_fold) and len(curves) > 1
+        if screen:  # runs compared on some outer folds: on the inner folds all of them finished
+            table = screen_table(curves)
+            print(f"\n### The screen, on the {len(common_inner_folds(curves))} inner folds every run finished\n")
+            print(table.to_markdown(index=False) if len(table) else "(no inner fold finished by every run)")
         if curves and args.figure:
-            print(f"\nfigure: {plot_budget(curves, args.figure)}")
+            print(f"\nfigure: {plot_budget(curves, args.figure, common=screen)}")
     return 0
 
 

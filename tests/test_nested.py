@@ -367,6 +367,75 @@ def test_budget_table_reports_each_finished_inner_trainings_best_epoch_and_its_e
     assert len(budget_table(pd.DataFrame())) == 0      # what inner_curves gives a run with nothing finished
 
 
+def _curves(spec):
+    """Hand-made inner_curves: {(outer, inner): (log-losses per epoch, finished, seconds per epoch)}."""
+    import pandas as pd
+
+    return pd.DataFrame([{"outer": o, "inner": i, "epoch": e, "finished": fin, "steps": 10 * (e + 1), "crop": 0.25,
+                          "subject_log_loss": ll, "window_balanced_accuracy": 0.9 - ll / 2, "seconds": sec}
+                         for (o, i), (lls, fin, sec) in spec.items() for e, ll in enumerate(lls)])
+
+
+def test_a_screen_compares_its_runs_on_the_inner_folds_every_run_finished():
+    """A fold only one run finished, or one still training, changes neither run's screen row."""
+    from alsnet.reporting.nested import common_inner_folds, screen_table
+
+    a = _curves({("outer-0", "inner-0"): ([0.8, 0.6, 0.7], True, 10.0),
+                 ("outer-0", "inner-1"): ([0.6, 0.4, 0.5, 0.9], True, 10.0),
+                 ("outer-1", "inner-0"): ([0.1, 0.1], True, 10.0)})            # only a finished it
+    b = _curves({("outer-0", "inner-0"): ([0.5, 0.7, 0.9], True, 30.0),
+                 ("outer-0", "inner-1"): ([0.7, 0.9, 0.9], True, 30.0),
+                 ("outer-1", "inner-0"): ([0.0, 0.0], False, 30.0)})           # still training
+    assert common_inner_folds({"a": a, "b": b}) == {("outer-0", "inner-0"), ("outer-0", "inner-1")}
+    rows = {r["run"]: r for r in screen_table({"a": a, "b": b}).to_dict("records")}
+    # a: means 0.7, 0.5, 0.6 over the epochs both folds reached (its 4th epoch is one fold's only)
+    assert rows["a"]["inner folds"] == 2
+    assert rows["a"]["lowest mean subject log-loss (epoch, steps)"] == "0.500 (1, 20)"
+    assert rows["a"]["after epoch 0"] == "0.700" and rows["a"]["at the last common epoch"] == "0.600 (2)"
+    assert rows["a"]["epochs trained (mean)"] == "3.5" and rows["a"]["s per epoch (median)"] == "10"
+    assert rows["b"]["lowest mean subject log-loss (epoch, steps)"] == "0.600 (0, 10)"
+    assert rows["b"]["hours of epochs"] == f"{6 * 30 / 3600:.1f}"
+    assert screen_table({"a": a, "b": b.iloc[:0]}).shape[0] == 1      # an empty run is left out
+    no_time = a.assign(seconds=float("nan"))
+    assert screen_table({"a": no_time})["s per epoch (median)"].tolist() == ["n/a"]
+
+
+def test_inner_curves_read_each_epochs_wall_time_and_survive_a_damaged_history(tmp_path):
+    from alsnet.reporting.nested import _epoch_seconds
+
+    h = tmp_path / "history.csv"
+    h.write_text("fold,epoch,train_loss,seconds\ninner-0,0,0.5,48.1\ninner-0,1,0.4,47.9\n")
+    assert _epoch_seconds(h) == {0: 48.1, 1: 47.9}
+    h.write_text("fold,epoch,train_loss,seconds\ninner-0,0,0.5,oops\n")
+    assert _epoch_seconds(h) == {}
+    assert _epoch_seconds(tmp_path / "missing.csv") == {}
+
+
+def test_the_screen_figure_averages_only_the_common_inner_folds(tmp_path, monkeypatch):
+    """The thick line of each run is the mean over the folds every run finished."""
+    import matplotlib.axes
+
+    from alsnet.reporting.nested import plot_budget
+
+    a = _curves({("outer-0", "inner-0"): ([0.8, 0.6], True, 1.0), ("outer-0", "inner-1"): ([0.2, 0.2], True, 1.0)})
+    b = _curves({("outer-0", "inner-0"): ([0.5, 0.7], True, 1.0)})
+    thick = []
+    real_plot = matplotlib.axes.Axes.plot
+
+    def spy(self, x, y, *args, **kw):
+        if kw.get("lw") == 2 and "inner folds" in kw.get("label", ""):   # the log-loss panel's thick lines
+            thick.append((kw["label"], list(y)))
+        return real_plot(self, x, y, *args, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    plot_budget({"a": a, "b": b}, tmp_path / "s.png", common=True)
+    assert (tmp_path / "s.png").stat().st_size > 0
+    assert thick[0][1] == [0.8, 0.6] and "mean of the 1 inner folds" in thick[0][0]
+    thick.clear()
+    plot_budget({"a": a, "b": b}, tmp_path / "all.png")
+    assert thick[0][1] == pytest.approx([0.5, 0.4]) and "(2 inner folds)" in thick[0][0]
+
+
 # --------------------------------------------------------------------------- choosing among runs
 
 def test_choosing_among_runs_is_one_selection_over_every_runs_candidates(tmp_path, sim_dir):

@@ -25,9 +25,10 @@ def inner_curves(run_dir: str | Path, *, unfinished: bool = False) -> pd.DataFra
     """One row per (outer fold, inner fold, epoch) of every finished inner fold of an ALSNet run.
 
     Columns: ``outer, inner, epoch, steps, subject_log_loss, window_balanced_accuracy`` (each
-    inner fold's own held-out subjects, probabilities at T = 1), ``crop`` (seconds or None) and
-    ``finished``; with ``unfinished=True`` the epochs logged so far by inner trainings still
-    running are included too (``finished`` False).
+    inner fold's own held-out subjects, probabilities at T = 1), ``crop`` (seconds or None),
+    ``seconds`` (the epoch's wall time from the fold's ``history.csv``; NaN where that log
+    lacks it) and ``finished``; with ``unfinished=True`` the epochs logged so far by inner
+    trainings still running are included too (``finished`` False).
     """
     run = Path(run_dir)
     config = read_json(run / "config.json")
@@ -45,12 +46,74 @@ def inner_curves(run_dir: str | Path, *, unfinished: bool = False) -> pd.DataFra
                 val, idx = z["val_logits"].astype(np.float32), z["val_idx"]
             n_train = int(inner["n_train"])
             per_epoch = n_train // batch + (n_train % batch > 1)
+            seconds = _epoch_seconds(d / "history.csv")
             for e in range(len(val)):
                 p = probabilities(val[e])
                 rows.append({"outer": outer["name"], "inner": inner["name"], "epoch": e, "finished": finished,
                              "steps": (e + 1) * per_epoch, "crop": recipe.get("train_crop"),
+                             "seconds": seconds.get(e, np.nan),
                              "subject_log_loss": subject_log_loss(p, y[idx], subjects[idx]),
                              "window_balanced_accuracy": window_balanced_accuracy(p, y[idx])})
+    return pd.DataFrame(rows)
+
+
+def _epoch_seconds(path: Path) -> dict[int, float]:
+    """Epoch → wall seconds from an inner fold's ``history.csv`` ({} where it is missing or
+    damaged: the time column is a report's extra, never a reason to lose the curves)."""
+    try:
+        h = read_csv(path, need=("epoch", "seconds"))
+        return {int(e): float(t) for e, t in zip(pd.to_numeric(h["epoch"], errors="raise"),
+                                                  pd.to_numeric(h["seconds"], errors="raise"))}
+    except (AlsnetError, ValueError, TypeError):
+        return {}
+
+
+def common_inner_folds(curves: dict[str, pd.DataFrame]) -> set[tuple[str, str]]:
+    """The (outer, inner) folds that every non-empty set of :func:`inner_curves` has finished:
+    the held-out people on which a screen's runs can be compared like for like."""
+    sets = [set(map(tuple, df.loc[df["finished"], ["outer", "inner"]].drop_duplicates().to_numpy()))
+            for df in curves.values() if not df.empty]
+    return set.intersection(*sets) if sets else set()
+
+
+def _mean_curve(df: pd.DataFrame, folds: set[tuple[str, str]] | None = None) -> tuple[pd.DataFrame, int]:
+    """The mean over inner folds at each epoch that all of them reached (only ``folds``, when
+    given), and how many inner folds it averages."""
+    if folds is not None:
+        df = df[[(o, i) in folds for o, i in zip(df["outer"], df["inner"])]]
+    n = df.groupby(["outer", "inner"]).ngroups
+    m = df.groupby("epoch").agg(steps=("steps", "mean"), loss=("subject_log_loss", "mean"),
+                                bacc=("window_balanced_accuracy", "mean"), k=("steps", "size"))
+    return m[m["k"] == n], n
+
+
+def screen_table(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """One row per run of a screen (e.g. crop lengths), all read on the inner folds every run
+    has finished (:func:`common_inner_folds`), so that each row rests on the same held-out
+    people: the mean inner curve's lowest subject log-loss and where it comes (epoch, steps),
+    its value after the first epoch and at the last epoch all folds reached, the best mean
+    window balanced accuracy, and the cost (epochs trained, median seconds per epoch, hours).
+    """
+    common = common_inner_folds(curves)
+    rows = []
+    for label, df in curves.items():
+        if df.empty or not common:
+            continue
+        df = df[[(o, i) in common for o, i in zip(df["outer"], df["inner"])]]
+        m, n = _mean_curve(df)
+        best = m["loss"].idxmin()
+        epochs = df.groupby(["outer", "inner"])["epoch"].max() + 1
+        rows.append({
+            "run": label, "inner folds": n,
+            "lowest mean subject log-loss (epoch, steps)":
+                f"{m.loc[best, 'loss']:.3f} ({int(best)}, {m.loc[best, 'steps']:,.0f})",
+            "after epoch 0": f"{m['loss'].iloc[0]:.3f}",
+            "at the last common epoch": f"{m['loss'].iloc[-1]:.3f} ({int(m.index[-1])})",
+            "best mean window bal. acc. (epoch)": f"{m['bacc'].max():.3f} ({int(m['bacc'].idxmax())})",
+            "epochs trained (mean)": f"{epochs.mean():.1f}",
+            "s per epoch (median)": "n/a" if df["seconds"].isna().all() else f"{df['seconds'].median():.0f}",
+            "hours of epochs": "n/a" if df["seconds"].isna().all() else f"{df['seconds'].sum() / 3600:.1f}",
+        })
     return pd.DataFrame(rows)
 
 
@@ -98,11 +161,13 @@ def _window_labels(run: Path, config: dict) -> tuple[np.ndarray, np.ndarray]:
     return ws.subject, ws.y
 
 
-def plot_budget(curves: dict[str, pd.DataFrame], path: str | Path) -> Path:
+def plot_budget(curves: dict[str, pd.DataFrame], path: str | Path, *, common: bool = False) -> Path:
     """Inner out-of-fold subject log-loss and window balanced accuracy against optimiser steps.
 
     ``curves`` maps a label (e.g. ``"crop 0.125 s"``) to :func:`inner_curves` of one run; each
-    inner fold is a thin line, the mean over inner folds at each epoch a thick one.
+    inner fold is a thin line, the mean over inner folds at each epoch a thick one. With
+    ``common`` (a screen) every thick line averages only the inner folds all runs have
+    finished (:func:`common_inner_folds`), so that the lines compare the same held-out people.
     """
     import matplotlib
 
@@ -113,6 +178,7 @@ def plot_budget(curves: dict[str, pd.DataFrame], path: str | Path) -> Path:
 
     fig = Figure(figsize=(10, 4))
     axes = fig.subplots(1, 2)
+    folds = common_inner_folds(curves) if common else None
     for i, (label, df) in enumerate(curves.items()):
         if df.empty:
             continue
@@ -122,11 +188,11 @@ def plot_budget(curves: dict[str, pd.DataFrame], path: str | Path) -> Path:
             axes[0].plot(g["steps"], g["subject_log_loss"], color=colour, lw=0.7, alpha=0.5, ls=ls, marker=".")
             axes[1].plot(g["steps"], g["window_balanced_accuracy"], color=colour, lw=0.7, alpha=0.5, ls=ls,
                          marker=".")
-        n = df.groupby(["outer", "inner"]).ngroups
-        m = df.groupby("epoch").agg(steps=("steps", "mean"), loss=("subject_log_loss", "mean"),
-                                    bacc=("window_balanced_accuracy", "mean"), k=("steps", "size"))
-        m = m[m["k"] == n]  # epochs every inner fold reached
-        axes[0].plot(m["steps"], m["loss"], color=colour, lw=2, label=f"{label} ({n} inner folds)")
+        m, n = _mean_curve(df, folds)  # at the epochs every (common) inner fold reached
+        if not n:
+            continue
+        of = f"mean of the {n} inner folds every line finished" if common else f"{n} inner folds"
+        axes[0].plot(m["steps"], m["loss"], color=colour, lw=2, label=f"{label} ({of})")
         axes[1].plot(m["steps"], m["bacc"], color=colour, lw=2, label=label)
     axes[0].set(xlabel="optimiser steps (batch 48)", ylabel="subject-balanced log-loss",
                 title="inner out-of-fold subjects: log-loss")
