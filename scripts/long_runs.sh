@@ -31,8 +31,9 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
   shift 4
   [ "$started" = 1 ] && return 0      # one run per pass: the next pass starts from the top
   local out=results/$name
+  local job=$name${FOLDS:+@${FOLDS// /+}}   # a screen's outer folds are jobs of their own (see 4.)
   done_here "$out" && return 0
-  case "$failed" in *" $name "*) return 0 ;; esac
+  case "$failed" in *" $job "*) return 0 ;; esac
   local a prev=
   for a in "$@"; do    # a budgeted run waits for its budget run's choices
     if [ "$prev" = --budget-from ] && ! finished "$a"; then waiting=1; return 0; fi
@@ -40,7 +41,7 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
   done
   mkdir -p logs/locks
   local fd rc
-  exec {fd}>"logs/locks/$name.lock"
+  exec {fd}>"logs/locks/$job.lock"
   if ! flock -n "$fd"; then exec {fd}>&-; waiting=1; return 0; fi   # the other lane runs it
   if done_here "$out"; then exec {fd}>&-; return 0; fi               # finished meanwhile
   started=1
@@ -55,7 +56,7 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
       --out "$out" --on-fold-done "$hook" "${only[@]}" "$@"
   fi
   rc=$?
-  if [ $rc -ne 0 ]; then failed="$failed$name "; echo "== $name: failed (exit $rc), not retried by this lane"; fi
+  if [ $rc -ne 0 ]; then failed="$failed$job "; echo "== $job: failed (exit $rc), not retried by this lane"; fi
   bash scripts/commit_results.sh "$out"
   commit_model "$out"
   exec {fd}>&-
@@ -201,10 +202,13 @@ choices
 # 4. the crop screen of the budget study, one seed, ALS vs normal, the full 40-epoch budget, on the
 #    first two outer folds (6 inner trainings per crop length; declared in docs/results.md, "The crop
 #    screen on two outer folds"), drawn beside the same 6 inner trainings of the 0.125-s run
-#    (1-s crops, i.e. whole windows, cost ~4x: last)
-FOLDS="outer-0 outer-1"
+#    (1-s crops, i.e. whole windows, cost ~4x: last). Each outer fold is a job of its own (its own
+#    lock), so that both lanes work on one crop length: the 1-s folds are not left to one lane.
+#    Two jobs share the run folder as the jobs of a cluster array do (alsnet train --outer-fold).
 for crop in 0.25 0.5 1; do
-  nested "nested-als-vs-normal-alsnet-crop$crop-s0" als-vs-normal alsnet 0 --train-crop "$crop" --max-epochs 40
+  for FOLDS in outer-0 outer-1; do
+    nested "nested-als-vs-normal-alsnet-crop$crop-s0" als-vs-normal alsnet 0 --train-crop "$crop" --max-epochs 40
+  done
 done
 FOLDS=
 }
