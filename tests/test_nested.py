@@ -412,28 +412,37 @@ def test_inner_curves_read_each_epochs_wall_time_and_survive_a_damaged_history(t
 
 
 def test_the_screen_figure_averages_only_the_common_inner_folds(tmp_path, monkeypatch):
-    """The thick line of each run is the mean over the folds every run finished."""
+    """The thick line of each run is the mean over the folds every run finished, and says so."""
     import matplotlib.axes
+    import matplotlib.figure
 
     from alsnet.reporting.nested import plot_budget
 
     a = _curves({("outer-0", "inner-0"): ([0.8, 0.6], True, 1.0), ("outer-0", "inner-1"): ([0.2, 0.2], True, 1.0)})
     b = _curves({("outer-0", "inner-0"): ([0.5, 0.7], True, 1.0)})
-    thick = []
-    real_plot = matplotlib.axes.Axes.plot
+    thick, titles = [], []
+    real_plot, real_title = matplotlib.axes.Axes.plot, matplotlib.figure.Figure.suptitle
 
-    def spy(self, x, y, *args, **kw):
-        if kw.get("lw") == 2 and "inner folds" in kw.get("label", ""):   # the log-loss panel's thick lines
-            thick.append((kw["label"], list(y)))
+    def plot(self, x, y, *args, **kw):
+        if kw.get("lw") == 2:
+            thick.append((kw["label"], list(y)))   # per run: the log-loss panel's line, then the other's
         return real_plot(self, x, y, *args, **kw)
 
-    monkeypatch.setattr(matplotlib.axes.Axes, "plot", spy)
+    def suptitle(self, t, *args, **kw):
+        titles.append(t)
+        return real_title(self, t, *args, **kw)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    monkeypatch.setattr(matplotlib.figure.Figure, "suptitle", suptitle)
     plot_budget({"a": a, "b": b}, tmp_path / "s.png", common=True)
     assert (tmp_path / "s.png").stat().st_size > 0
-    assert thick[0][1] == [0.8, 0.6] and "mean of the 1 inner folds" in thick[0][0]
+    assert thick[0] == ("a", [0.8, 0.6]) and thick[2] == ("b", [0.5, 0.7])
+    assert titles and "mean of the 1 inner folds every line finished" in titles[0]
     thick.clear()
+    titles.clear()
     plot_budget({"a": a, "b": b}, tmp_path / "all.png")
-    assert thick[0][1] == pytest.approx([0.5, 0.4]) and "(2 inner folds)" in thick[0][0]
+    assert thick[0][1] == pytest.approx([0.5, 0.4]) and thick[0][0] == "a (2 inner folds)"
+    assert not titles
 
 
 # --------------------------------------------------------------------------- choosing among runs

@@ -176,32 +176,38 @@ def plot_budget(curves: dict[str, pd.DataFrame], path: str | Path, *, common: bo
 
     from alsnet.files import atomic_path
 
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(10, 4.6))
     axes = fig.subplots(1, 2)
     folds = common_inner_folds(curves) if common else None
+    thin = dict(lw=0.6, alpha=0.3) if common else dict(lw=0.7, alpha=0.5, marker=".")
     for i, (label, df) in enumerate(curves.items()):
         if df.empty:
             continue
         colour = f"C{i}"
         for _, g in df.groupby(["outer", "inner"]):
             ls = "-" if g["finished"].all() else ":"   # dotted: a training still running
-            axes[0].plot(g["steps"], g["subject_log_loss"], color=colour, lw=0.7, alpha=0.5, ls=ls, marker=".")
-            axes[1].plot(g["steps"], g["window_balanced_accuracy"], color=colour, lw=0.7, alpha=0.5, ls=ls,
-                         marker=".")
+            axes[0].plot(g["steps"], g["subject_log_loss"], color=colour, ls=ls, **thin)
+            axes[1].plot(g["steps"], g["window_balanced_accuracy"], color=colour, ls=ls, **thin)
         m, n = _mean_curve(df, folds)  # at the epochs every (common) inner fold reached
         if not n:
             continue
-        of = f"mean of the {n} inner folds every line finished" if common else f"{n} inner folds"
-        axes[0].plot(m["steps"], m["loss"], color=colour, lw=2, label=f"{label} ({of})")
+        axes[0].plot(m["steps"], m["loss"], color=colour, lw=2, label=label if common else f"{label} ({n} inner folds)")
         axes[1].plot(m["steps"], m["bacc"], color=colour, lw=2, label=label)
     axes[0].set(xlabel="optimiser steps (batch 48)", ylabel="subject-balanced log-loss",
                 title="inner out-of-fold subjects: log-loss")
     axes[1].set(xlabel="optimiser steps (batch 48)", ylabel="window balanced accuracy",
                 title="inner out-of-fold subjects: balanced accuracy")
-    axes[0].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:  # below the panels, where long run labels do not squeeze them
+        fig.legend(handles, labels, loc="lower center", ncol=2 if len(handles) > 1 else 1, fontsize=8, frameon=False)
+    if common:
+        fig.suptitle(f"thick: mean of the {len(folds)} inner folds every line finished; thin: single inner folds"
+                     + ("; dotted: still training" if any((~df["finished"]).any() for df in curves.values()
+                                                          if not df.empty) else ""), fontsize=9)
+    rows = -(-len(handles) // 2) if handles else 0
+    fig.tight_layout(rect=(0, 0.05 + 0.045 * rows, 1, 0.95 if common else 1))
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
