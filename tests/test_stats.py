@@ -98,6 +98,60 @@ def test_a_bootstrap_replicate_is_the_drawn_subjects_rows_each_draw_its_own_subj
     assert set(pred.subject) == {"A01", "C01", "A02"}          # the table itself is not changed
 
 
+def _random_pred(rng, task, n_subjects: int) -> pd.DataFrame:
+    """Windows of random subjects (each of one class, 1-6 recordings of 1-5 windows) in two
+    folds, rows shuffled, with random probabilities."""
+    k = len(task.classes)
+    rows = []
+    for j in range(n_subjects):
+        y = j % k if j < k else int(rng.integers(0, k))
+        s = f"{'CAM'[y]}{j:02d}"
+        for r in range(int(rng.integers(1, 7))):
+            for w in range(int(rng.integers(1, 6))):
+                p = rng.dirichlet(np.ones(k))
+                rows.append({"record": f"{s}R{r}", "subject": s, "window": w, "y_true": y, "fold": f"f{j % 2}",
+                             **{f"p_{c}": p[i] for i, c in enumerate(task.classes)}})
+    return pd.DataFrame(rows).sample(frac=1.0, random_state=int(rng.integers(1 << 30))).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("task_name", ["als-vs-normal", "three-class"])
+def test_each_subject_statistic_gives_a_replicate_bit_for_bit_from_its_subjects(task_name):
+    """from_subjects(summary, drawn) == the statistic of the drawn subjects' rows, exactly."""
+    from alsnet.evaluation.stats import _resampled, _rows_by_subject
+    from alsnet.reporting.nested import SubjectLogLoss, WindowBalancedAccuracy
+
+    task = get_task(task_name)
+    rng = np.random.default_rng(7)
+    k = len(task.classes)
+    rules = {"f0": DecisionRule(offsets=tuple(rng.normal(0, 0.5, k))), "f1": DecisionRule()}
+    for _ in range(25):
+        pred = _random_pred(rng, task, int(rng.integers(k, 12)))
+        subjects = sorted(set(pred["subject"]))
+        rows = _rows_by_subject(pred)
+        for stat in (SubjectLogLoss(task), WindowBalancedAccuracy(task, rules)):
+            summary = stat.summarise(pred)
+            for _ in range(5):
+                drawn = list(rng.choice(subjects, size=len(subjects)))
+                assert stat.from_subjects(summary, drawn) == stat(_resampled(pred, rows, drawn))
+
+
+def test_the_paired_bootstrap_from_subjects_equals_the_one_from_rows():
+    """The fast path (both statistics per subject) and the table path give the same dict."""
+    from alsnet.reporting.nested import SubjectLogLoss, WindowBalancedAccuracy
+
+    task = get_task("three-class")
+    rng = np.random.default_rng(3)
+    a = _random_pred(rng, task, 9)
+    b = a.assign(**{f"p_{c}": rng.dirichlet(np.ones(3), len(a))[:, i] for i, c in enumerate(task.classes)})
+    rule_a, rule_b = {"f0": DecisionRule(offsets=(0.0, 0.4, -0.2)), "f1": DecisionRule()}, None
+    for fast_a, fast_b in ((SubjectLogLoss(task), None),
+                           (WindowBalancedAccuracy(task, rule_a), WindowBalancedAccuracy(task, rule_b))):
+        fast = paired_bootstrap(a, b, fast_a, statistic_b=fast_b, n_boot=150, seed=5)
+        slow = paired_bootstrap(a, b, lambda d, s=fast_a: s(d), n_boot=150, seed=5,
+                                statistic_b=None if fast_b is None else (lambda d, s=fast_b: s(d)))
+        assert fast == slow and fast["ci"][0] < fast["ci"][1]
+
+
 def test_subject_proportions_decide_each_fold_by_its_own_rule():
     pred = _pred({"A01": 0.3, "C01": 0.1})
     pred.loc[pred.subject == "C01", "fold"] = "g"

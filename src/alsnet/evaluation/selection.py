@@ -52,14 +52,29 @@ class InnerOOF:
 
 def subject_log_loss(proba: np.ndarray, y: np.ndarray, subject: np.ndarray, eps: float = 1e-7) -> float:
     """Class- and subject-balanced log-loss (see the module docstring)."""
+    return subject_log_loss_of(subject_mean_log_loss(proba, y, subject, eps))
+
+
+def subject_log_loss_of(per: dict[tuple[int, str], float]) -> float:
+    """:func:`subject_log_loss` from each subject's mean (:func:`subject_mean_log_loss`)."""
+    return float(np.mean([np.mean([per[c, s] for s in subs]) for c, subs in _subjects_by_class(per)]))
+
+
+def subject_mean_log_loss(proba: np.ndarray, y: np.ndarray, subject: np.ndarray,
+                          eps: float = 1e-7) -> dict[tuple[int, str], float]:
+    """(class, subject) → that subject's mean window log-loss: what :func:`subject_log_loss`
+    averages (a bootstrap over subjects can average them again without the windows)."""
     p = np.clip(np.asarray(proba, float)[np.arange(len(y)), np.asarray(y, int)], eps, 1.0)
     nll = -np.log(p)
-    subject = np.asarray(subject)
-    per_class = []
-    for c in np.unique(y):
-        subs = np.unique(subject[y == c])
-        per_class.append(np.mean([nll[(subject == s) & (y == c)].mean() for s in subs]))
-    return float(np.mean(per_class))
+    subject, y = np.asarray(subject), np.asarray(y)
+    return {(c, s): nll[(subject == s) & (y == c)].mean()
+            for c in np.unique(y) for s in np.unique(subject[y == c])}
+
+
+def _subjects_by_class(per: dict) -> list[tuple]:
+    """Classes in order, each with its subjects in order (the order the means are taken in)."""
+    classes = sorted({c for c, _ in per})
+    return [(c, sorted(s for k, s in per if k == c)) for c in classes]
 
 
 def window_balanced_accuracy(proba: np.ndarray, y: np.ndarray, rule: DecisionRule | None = None) -> float:

@@ -101,6 +101,10 @@ def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame,
     twice). ``pred_a`` and ``pred_b`` are predictions tables of the same windows (columns
     ``subject`` and ``y_true`` at least). ``statistic_b`` (default ``statistic``) is B's, for
     a statistic that differs between models (each with its own decision rule, say).
+
+    A statistic that is a :class:`SubjectStatistic` (both, where there are two) is computed
+    on each replicate from per-subject summaries made once, not from the replicate's rows:
+    the same numbers, bit for bit, in a fraction of the time.
     """
     stat_b = statistic_b or statistic
     subj_a = pred_a.groupby("subject")["y_true"].first()
@@ -108,13 +112,22 @@ def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame,
     if not subj_a.index.equals(subj_b.index) or not (subj_a == subj_b).all():
         raise AlsnetError("the two predictions tables are not of the same subjects")
     rng = np.random.default_rng(seed)
-    rows_a, rows_b = _rows_by_subject(pred_a), _rows_by_subject(pred_b)
     point = float(statistic(pred_a) - stat_b(pred_b))
     classes = {c: list(g.index) for c, g in subj_a.groupby(subj_a)}
+    if isinstance(statistic, SubjectStatistic) and isinstance(stat_b, SubjectStatistic):
+        sum_a, sum_b = statistic.summarise(pred_a), stat_b.summarise(pred_b)
+
+        def replicate(drawn: list) -> float:
+            return statistic.from_subjects(sum_a, drawn) - stat_b.from_subjects(sum_b, drawn)
+    else:
+        rows_a, rows_b = _rows_by_subject(pred_a), _rows_by_subject(pred_b)
+
+        def replicate(drawn: list) -> float:
+            return statistic(_resampled(pred_a, rows_a, drawn)) - stat_b(_resampled(pred_b, rows_b, drawn))
     diffs = []
     for _ in range(n_boot):
         drawn = [s for members in classes.values() for s in rng.choice(members, size=len(members))]
-        diffs.append(statistic(_resampled(pred_a, rows_a, drawn)) - stat_b(_resampled(pred_b, rows_b, drawn)))
+        diffs.append(replicate(drawn))
     d = np.asarray(diffs, dtype=float)
     d = d[np.isfinite(d)]
     alpha = (1 - ci) / 2
@@ -122,6 +135,32 @@ def paired_bootstrap(pred_a: pd.DataFrame, pred_b: pd.DataFrame,
             "p_two_sided": float(min(1.0, 2 * min((d <= 0).mean(), (d >= 0).mean()))),
             "n_subjects": int(len(subj_a)), "n_boot": int(n_boot), "seed": int(seed),
             "resampled": "subjects, stratified by class, models paired"}
+
+
+class SubjectStatistic:
+    """A statistic of a predictions table that a bootstrap replicate can compute from
+    per-subject summaries (:func:`paired_bootstrap`).
+
+    ``__call__(pred)`` is the statistic of a table. ``summarise(pred)`` maps each subject to
+    what the statistic needs of it, and ``from_subjects(summary, drawn)`` must give exactly
+    ``self(replicate)``, where ``replicate`` holds the rows of the ``drawn`` subjects, the
+    ``i``-th draw of subject ``s`` renamed ``s#i`` (:func:`_resampled`). Subclasses
+    define all three; ``tests/test_stats.py`` checks the equality on random tables.
+    """
+
+    def __call__(self, pred: pd.DataFrame) -> float:
+        raise NotImplementedError
+
+    def summarise(self, pred: pd.DataFrame) -> dict:
+        raise NotImplementedError
+
+    def from_subjects(self, summary: dict, drawn: list) -> float:
+        raise NotImplementedError
+
+
+def drawn_names(drawn: list) -> list[str]:
+    """The names the subjects of a replicate carry: the ``i``-th draw of ``s`` is ``s#i``."""
+    return [f"{s}#{i}" for i, s in enumerate(drawn)]
 
 
 def _rows_by_subject(pred: pd.DataFrame) -> dict:
@@ -137,7 +176,7 @@ def _resampled(pred: pd.DataFrame, rows: dict, drawn: list) -> pd.DataFrame:
     subject drawn twice counts as two subjects."""
     take = [rows[s] for s in drawn]
     out = pred.iloc[np.concatenate(take)].copy()
-    out["subject"] = np.repeat([f"{s}#{i}" for i, s in enumerate(drawn)], [len(t) for t in take]).astype(object)
+    out["subject"] = np.repeat(drawn_names(drawn), [len(t) for t in take]).astype(object)
     return out
 
 

@@ -8,15 +8,19 @@ Unfinished folds are skipped and counted, never guessed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from alsnet.errors import AlsnetError
-from alsnet.evaluation.selection import subject_log_loss, window_balanced_accuracy
-from alsnet.evaluation.stats import mcnemar_exact, paired_bootstrap
+from alsnet.evaluation.selection import (
+    subject_log_loss,
+    subject_log_loss_of,
+    subject_mean_log_loss,
+    window_balanced_accuracy,
+)
+from alsnet.evaluation.stats import SubjectStatistic, drawn_names, mcnemar_exact, paired_bootstrap
 from alsnet.model.outputs import probabilities
 from alsnet.training.runs import read_csv, read_json, run_rules, run_task
 
@@ -257,6 +261,59 @@ def _ll(pred: pd.DataFrame, task) -> float:  # noqa: ANN001 - a Task
     return subject_log_loss(pred[cols].to_numpy(), pred["y_true"].to_numpy(), pred["subject"].to_numpy())
 
 
+class SubjectLogLoss(SubjectStatistic):
+    """:func:`~alsnet.evaluation.selection.subject_log_loss` of a predictions table, and of a
+    bootstrap replicate from each subject's mean window log-loss."""
+
+    def __init__(self, task) -> None:  # noqa: ANN001 - a Task
+        self.task = task
+
+    def __call__(self, pred: pd.DataFrame) -> float:
+        return _ll(pred, self.task)
+
+    def summarise(self, pred: pd.DataFrame) -> dict:
+        cols = [f"p_{c}" for c in self.task.classes]
+        per = subject_mean_log_loss(pred[cols].to_numpy(), pred["y_true"].to_numpy(), pred["subject"].to_numpy())
+        return {s: (c, v) for (c, s), v in per.items()}
+
+    def from_subjects(self, summary: dict, drawn: list) -> float:
+        # keyed by the draws' names, so that the means are taken in the order the table's are
+        return subject_log_loss_of({(summary[s][0], name): summary[s][1] for s, name in zip(drawn, drawn_names(drawn))})
+
+
+class WindowBalancedAccuracy(SubjectStatistic):
+    """Window balanced accuracy under a run's decision rules (one per outer fold), of a
+    predictions table, and of a bootstrap replicate from each subject's count of windows
+    decided right."""
+
+    def __init__(self, task, rules) -> None:  # noqa: ANN001 - a Task and its rules
+        self.task, self.rules = task, rules
+
+    def _right(self, pred: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame]:
+        from alsnet.evaluation.metrics import aggregate, decide_units
+
+        units = aggregate(pred, "window", self.task)
+        return decide_units(units, self.task, self.rules) == units["y_true"].to_numpy(), units
+
+    def __call__(self, pred: pd.DataFrame) -> float:
+        right, units = self._right(pred)
+        y = units["y_true"].to_numpy()
+        return float(np.mean([right[y == c].mean() for c in np.unique(y)]))
+
+    def summarise(self, pred: pd.DataFrame) -> dict:
+        right, units = self._right(pred)
+        g = pd.DataFrame({"s": units["subject"].to_numpy(), "y": units["y_true"].to_numpy(), "r": right})
+        return {s: (int(d["y"].iloc[0]), int(d["r"].sum()), len(d)) for s, d in g.groupby("s", sort=False)}
+
+    def from_subjects(self, summary: dict, drawn: list) -> float:
+        # a class's recall is its right windows over its windows, both counted exactly, as the table's mean is
+        right, n = {}, {}
+        for s in drawn:
+            c, r, k = summary[s]
+            right[c], n[c] = right.get(c, 0) + r, n.get(c, 0) + k
+        return float(np.mean([np.float64(right[c]) / n[c] for c in sorted(n)]))
+
+
 def configuration(run_dir: str | Path, ignore: tuple[str, ...] = ()) -> tuple[str, str]:
     """``(key, label)`` of a run's configuration: everything in its config but the training seed.
 
@@ -376,16 +433,9 @@ def paired_comparison(run_a: str | Path, run_b: str | Path, *, n_boot: int = 200
     if not (a[["record", "window", "fold"]].equals(b[["record", "window", "fold"]])):
         raise AlsnetError(f"{runs[0]} and {runs[1]} are not scored on the same windows and folds")
 
-    def bacc(rule: dict) -> Callable[[pd.DataFrame], float]:
-        def f(df: pd.DataFrame) -> float:
-            units = aggregate(df, "window", task)
-            yhat = decide_units(units, task, rule)
-            y = units["y_true"].to_numpy()
-            return float(np.mean([(yhat[y == c] == c).mean() for c in np.unique(y)]))
-        return f
-
-    ll = paired_bootstrap(a, b, lambda df: _ll(df, task), n_boot=n_boot, seed=seed)
-    ba = paired_bootstrap(a, b, bacc(rules[0]), statistic_b=bacc(rules[1]), n_boot=n_boot, seed=seed)
+    ll = paired_bootstrap(a, b, SubjectLogLoss(task), n_boot=n_boot, seed=seed)
+    ba = paired_bootstrap(a, b, WindowBalancedAccuracy(task, rules[0]),
+                          statistic_b=WindowBalancedAccuracy(task, rules[1]), n_boot=n_boot, seed=seed)
     right = []
     for pred, rule in zip(preds, rules):
         units = aggregate(pred, "subject", task)
