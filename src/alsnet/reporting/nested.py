@@ -22,7 +22,7 @@ from alsnet.evaluation.selection import (
 )
 from alsnet.evaluation.stats import SubjectStatistic, drawn_names, mcnemar_exact, paired_bootstrap
 from alsnet.model.outputs import probabilities
-from alsnet.training.runs import read_csv, read_json, run_rules, run_task
+from alsnet.training.runs import epoch_seconds, read_csv, read_json, run_rules, run_task
 
 
 def inner_curves(run_dir: str | Path, *, unfinished: bool = False) -> pd.DataFrame:
@@ -65,10 +65,8 @@ def _epoch_seconds(path: Path) -> dict[int, float]:
     """Epoch → wall seconds from an inner fold's ``history.csv`` ({} where it is missing or
     damaged: the time column is a report's extra, never a reason to lose the curves)."""
     try:
-        h = read_csv(path, need=("epoch", "seconds"))
-        return {int(e): float(t) for e, t in zip(pd.to_numeric(h["epoch"], errors="raise"),
-                                                  pd.to_numeric(h["seconds"], errors="raise"))}
-    except (AlsnetError, ValueError, TypeError):
+        return epoch_seconds(path).to_dict()
+    except AlsnetError:
         return {}
 
 
@@ -257,8 +255,10 @@ def _subject_ll(run: Path) -> float:
 
 
 def _ll(pred: pd.DataFrame, task) -> float:  # noqa: ANN001 - a Task
-    cols = [f"p_{c}" for c in task.classes]
-    return subject_log_loss(pred[cols].to_numpy(), pred["y_true"].to_numpy(), pred["subject"].to_numpy())
+    from alsnet.evaluation.metrics import proba_columns
+
+    return subject_log_loss(pred[proba_columns(task)].to_numpy(), pred["y_true"].to_numpy(),
+                            pred["subject"].to_numpy())
 
 
 class SubjectLogLoss(SubjectStatistic):
@@ -272,8 +272,10 @@ class SubjectLogLoss(SubjectStatistic):
         return _ll(pred, self.task)
 
     def summarise(self, pred: pd.DataFrame) -> dict:
-        cols = [f"p_{c}" for c in self.task.classes]
-        per = subject_mean_log_loss(pred[cols].to_numpy(), pred["y_true"].to_numpy(), pred["subject"].to_numpy())
+        from alsnet.evaluation.metrics import proba_columns
+
+        per = subject_mean_log_loss(pred[proba_columns(self.task)].to_numpy(), pred["y_true"].to_numpy(),
+                                    pred["subject"].to_numpy())
         return {s: (c, v) for (c, s), v in per.items()}
 
     def from_subjects(self, summary: dict, drawn: list) -> float:

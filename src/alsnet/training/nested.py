@@ -56,6 +56,7 @@ from alsnet.files import atomic_write_bytes
 from alsnet.training.fold import MODELS, predictions_frame
 from alsnet.training.recipe import Recipe, RunConfig
 from alsnet.training.runs import (
+    epoch_seconds,
     join_run_dir,
     prepare_run_dir,
     read_csv,
@@ -508,12 +509,11 @@ def inner_seconds(d: Path) -> float:
     hist = d / "history.csv"
     if hist.is_file():
         try:
-            col = pd.to_numeric(read_csv(hist, need=("seconds",))["seconds"], errors="raise")
+            col = epoch_seconds(hist)
             if len(col):
                 return float(col.sum())
-        except (AlsnetError, ValueError) as e:  # a damaged log costs the time column, not the run
-            _say(f"alsnet train: warning: {e if isinstance(e, AlsnetError) else f'{hist}: {e}'}; "
-                 f"the time in {d / 'done.json'} (the last session's) is used")
+        except AlsnetError as e:  # a damaged log costs the time column, not the run
+            _say(f"alsnet train: warning: {e}; the time in {d / 'done.json'} (the last session's) is used")
     return float(read_json(d / "done.json").get("seconds", 0.0))
 
 

@@ -181,6 +181,19 @@ def read_csv(path: str | os.PathLike, need: tuple[str, ...] = ()) -> pd.DataFram
     return df
 
 
+def epoch_seconds(path: str | os.PathLike) -> pd.Series:
+    """Each epoch's wall seconds from a fold's ``history.csv``, indexed by its ``epoch`` column
+    (by row where the log has none); a missing, unreadable or non-numeric log is one AlsnetError."""
+    h = read_csv(path, need=("seconds",))
+    try:
+        sec = pd.to_numeric(h["seconds"], errors="raise").astype(float)
+        if "epoch" in h.columns:
+            sec.index = pd.to_numeric(h["epoch"], errors="raise").astype(int)
+    except (ValueError, TypeError) as e:
+        raise AlsnetError(f"a non-numeric epoch or seconds entry ({e})".splitlines()[0], path) from None
+    return sec
+
+
 def run_task(config: dict, path: Path) -> Task:
     """The :class:`Task` recorded in a run's ``config.json``."""
     try:
