@@ -20,6 +20,9 @@ if [ -f "$rel/done.json" ] || [ -f "$rel/metrics.json" ]; then
     echo "$tracked" | xargs git rm -q -f --   # -f: a checkpoint changed since it was committed
   fi
 fi
+if [ -z "$(git status --porcelain -- "$rel")" ]; then
+  exit 0    # nothing new (committed already, e.g. by the --on-fold-done hook)
+fi
 for _ in 1 2 3 4 5 6; do
   if git add -- "$rel" 2>/dev/null && git commit -q -m "results: $rel finished" -- "$rel"; then
     exit 0

@@ -57,7 +57,11 @@ nested() {  # nested NAME TASK MODEL SEED [extra train options...]
   fi
   rc=$?
   if [ $rc -ne 0 ]; then failed="$failed$job "; echo "== $job: failed (exit $rc), not retried by this lane"; fi
-  bash scripts/commit_results.sh "$out"
+  if [ -n "$FOLDS" ]; then   # a screen's job commits its own outer folds, not the other lane's
+    for f in $FOLDS; do bash scripts/commit_results.sh "$out/$f"; done
+  else
+    bash scripts/commit_results.sh "$out"
+  fi
   commit_model "$out"
   exec {fd}>&-
 }
