@@ -399,6 +399,10 @@ def test_a_screen_compares_its_runs_on_the_inner_folds_every_run_finished():
     assert rows["a"]["epochs trained (mean)"] == "3.5" and rows["a"]["s per epoch (median)"] == "10"
     assert rows["b"]["lowest mean subject log-loss (epoch, steps)"] == "0.600 (0, 10)"
     assert rows["b"]["hours of epochs"] == f"{6 * 30 / 3600:.1f}"
+    # b's mean curve (0.6, 0.8, 0.9) against the first row's (0.7, 0.5, 0.6), epoch by epoch
+    assert rows["a"]["log-loss − first row"] == "—"
+    assert rows["b"]["log-loss − first row"] == "+0.167 (-0.100 to +0.300; epochs 0–2)"
+    assert rows["b"]["bal. acc. − first row"] == "-0.083 (-0.150 to +0.050; epochs 0–2)"
     assert screen_table({"a": a, "b": b.iloc[:0]}).shape[0] == 1      # an empty run is left out
     no_time = a.assign(seconds=float("nan"))
     assert screen_table({"a": no_time})["s per epoch (median)"].tolist() == ["n/a"]

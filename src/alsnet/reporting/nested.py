@@ -95,14 +95,18 @@ def screen_table(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
     people: the mean inner curve's lowest subject log-loss and where it comes (epoch, steps),
     its value after the first epoch and at the last epoch all folds reached, the best mean
     window balanced accuracy, and the cost (epochs trained, median seconds per epoch, hours).
+    Each later row also gives how far its mean curves lie from the first row's, epoch by
+    epoch over the epochs both reached: the mean difference and its range.
     """
     common = common_inner_folds(curves)
     rows = []
+    ref = None
     for label, df in curves.items():
         if df.empty or not common:
             continue
         df = df[[(o, i) in common for o, i in zip(df["outer"], df["inner"])]]
         m, n = _mean_curve(df)
+        ref = m if ref is None else ref
         best = m["loss"].idxmin()
         epochs = df.groupby(["outer", "inner"])["epoch"].max() + 1
         rows.append({
@@ -112,11 +116,21 @@ def screen_table(curves: dict[str, pd.DataFrame]) -> pd.DataFrame:
             "after epoch 0": f"{m['loss'].iloc[0]:.3f}",
             "at the last common epoch": f"{m['loss'].iloc[-1]:.3f} ({int(m.index[-1])})",
             "best mean window bal. acc. (epoch)": f"{m['bacc'].max():.3f} ({int(m['bacc'].idxmax())})",
+            "log-loss − first row": "—" if m is ref else _curve_difference(m["loss"], ref["loss"]),
+            "bal. acc. − first row": "—" if m is ref else _curve_difference(m["bacc"], ref["bacc"]),
             "epochs trained (mean)": f"{epochs.mean():.1f}",
             "s per epoch (median)": "n/a" if df["seconds"].isna().all() else f"{df['seconds'].median():.0f}",
             "hours of epochs": "n/a" if df["seconds"].isna().all() else f"{df['seconds'].sum() / 3600:.1f}",
         })
     return pd.DataFrame(rows)
+
+
+def _curve_difference(curve: pd.Series, ref: pd.Series) -> str:
+    """``curve − ref`` over the epochs both reached: "mean (min to max; epochs a–b)"."""
+    d = (curve - ref).dropna()
+    if d.empty:
+        return "n/a"
+    return f"{d.mean():+.3f} ({d.min():+.3f} to {d.max():+.3f}; epochs {int(d.index.min())}–{int(d.index.max())})"
 
 
 def budget_table(curves: pd.DataFrame, val_subjects: dict[tuple[str, str], list[str]] | None = None,
