@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from alsnet.errors import AlsnetError
+from alsnet.evaluation.metrics import proba_columns
 from alsnet.evaluation.selection import (
     subject_log_loss,
     subject_log_loss_of,
@@ -268,11 +269,14 @@ def _subject_ll(run: Path) -> float:
     return _ll(pred, task)
 
 
-def _ll(pred: pd.DataFrame, task) -> float:  # noqa: ANN001 - a Task
-    from alsnet.evaluation.metrics import proba_columns
+def _subject_arrays(pred: pd.DataFrame, task) -> tuple:  # noqa: ANN001 - a Task
+    """The probabilities, true labels and subjects of a predictions table, as the
+    subject-level log-loss functions take them."""
+    return pred[proba_columns(task)].to_numpy(), pred["y_true"].to_numpy(), pred["subject"].to_numpy()
 
-    return subject_log_loss(pred[proba_columns(task)].to_numpy(), pred["y_true"].to_numpy(),
-                            pred["subject"].to_numpy())
+
+def _ll(pred: pd.DataFrame, task) -> float:  # noqa: ANN001 - a Task
+    return subject_log_loss(*_subject_arrays(pred, task))
 
 
 class SubjectLogLoss(SubjectStatistic):
@@ -286,10 +290,7 @@ class SubjectLogLoss(SubjectStatistic):
         return _ll(pred, self.task)
 
     def summarise(self, pred: pd.DataFrame) -> dict:
-        from alsnet.evaluation.metrics import proba_columns
-
-        per = subject_mean_log_loss(pred[proba_columns(self.task)].to_numpy(), pred["y_true"].to_numpy(),
-                                    pred["subject"].to_numpy())
+        per = subject_mean_log_loss(*_subject_arrays(pred, self.task))
         return {s: (c, v) for (c, s), v in per.items()}
 
     def from_subjects(self, summary: dict, drawn: list) -> float:
